@@ -1,0 +1,42 @@
+# Developer entry points. `make test` is what CI runs (.ci/run).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LINT_PATHS := $(wildcard pgqueue tests benchmarks migrations)
+
+.PHONY: install test lint demo bench clean distclean
+
+# The virtualenv, and an editable install redone only when pyproject.toml changes.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/pgqueue demo
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+# Also the virtualenv and the embedded development database (./.pgqueue).
+distclean: clean
+	if [ -d .pgqueue ] && [ -x $(BIN)/python ]; then \
+		$(BIN)/python -c "from pathlib import Path; from pgqueue._embedded import LocalCluster; LocalCluster(Path('.pgqueue/data')).destroy()"; \
+	fi
+	rm -rf .pgqueue $(VENV)

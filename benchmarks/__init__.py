@@ -1,0 +1,1 @@
+"""pgqueue benchmarks: scripts run against a fresh database, never timed in tests."""

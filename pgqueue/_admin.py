@@ -1,0 +1,69 @@
+"""Operator actions on jobs: retry, cancel, dead-letter replay, queue stats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from psycopg.rows import dict_row
+
+from pgqueue._sql import query
+
+if TYPE_CHECKING:
+    from pgqueue._app import App
+
+
+def _ids(ids: Any) -> list[int]:
+    out = [int(i) for i in ids]
+    if any(i <= 0 for i in out):
+        raise ValueError("job ids are positive integers")
+    return out
+
+
+def retry_jobs(app: App, ids: Any) -> list[int]:
+    """Requeue failed, dead or cancelled jobs now; returns the ids requeued."""
+    with app._connection(None) as conn:
+        rows = conn.execute(query("retry_jobs"), {"ids": _ids(ids)}).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def cancel_jobs(app: App, ids: Any) -> dict[str, list[int]]:
+    """Cancel waiting jobs; request cancellation of running ones."""
+    with app._connection(None) as conn:
+        rows = conn.execute(query("cancel_jobs"), {"ids": _ids(ids)}).fetchall()
+    return {
+        "cancelled": sorted(r[0] for r in rows if r[1] == "cancelled"),
+        "requested": sorted(r[0] for r in rows if r[1] == "running"),
+    }
+
+
+def replay_dead(
+    app: App,
+    *,
+    queue: str | None = None,
+    task: str | None = None,
+    since: datetime | None = None,
+    batch_size: int = 1000,
+    limit: int | None = None,
+) -> int:
+    """Requeue dead jobs matching the filters, in batches (one transaction each)."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be >= 0")
+    total = 0
+    while limit is None or total < limit:
+        size = batch_size if limit is None else min(batch_size, limit - total)
+        params = {"queue": queue, "task": task, "since": since, "limit": size}
+        with app._connection(None) as conn:
+            n = len(conn.execute(query("replay_dead"), params).fetchall())
+        total += n
+        if n < size:
+            break
+    return total
+
+
+def queue_stats(app: App) -> list[dict[str, Any]]:
+    with app._connection(None) as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query("queue_stats"))
+        return cur.fetchall()

@@ -1,0 +1,381 @@
+"""``pgqueue.App``: task registry, connection pools, enqueue and inspection."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar, overload
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from pgqueue import _admin, _client
+from pgqueue._config import resolve_dsn, unavailable
+from pgqueue._connection import async_connection, sync_connection
+from pgqueue._core import FINISHED, JobSpec, RetryPolicy, enqueue_params
+from pgqueue._errors import ConfigurationError, JobFailed, JobNotFound, WaitTimeout
+from pgqueue._job import Job
+from pgqueue._sql import query
+from pgqueue._task import Task, TaskConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DONE_CHANNEL = "pgqueue_done"
+JOBS_CHANNEL = "pgqueue_jobs"
+
+
+class App:
+    """The entry point: declares tasks, owns the pools, enqueues and inspects jobs.
+
+    The DSN comes from ``dsn``, else ``$PGQUEUE_DSN``, else ``$DATABASE_URL``,
+    else a local embedded PostgreSQL under ``./.pgqueue/`` (development only).
+    """
+
+    __module__ = "pgqueue"
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        retry: RetryPolicy | None = None,
+        lease: float = 30.0,
+        connect_timeout: float = 5.0,
+        prepare: bool = True,
+    ) -> None:
+        if min_connections < 0 or max_connections < max(1, min_connections):
+            raise ConfigurationError("need 0 <= min_connections <= max_connections, >= 1")
+        if lease <= 0:
+            raise ConfigurationError("lease must be > 0 seconds")
+        self._dsn_arg = dsn
+        self._dsn: str | None = None
+        self.min_connections = min_connections
+        self.max_connections = max_connections
+        self.retry = retry or RetryPolicy()
+        self.lease = lease
+        self.connect_timeout = connect_timeout
+        # prepare=False suits PgBouncer in transaction pooling mode.
+        self.prepare = prepare
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.schedules: dict[str, Any] = {}
+        self._pool: ConnectionPool[Any] | None = None
+        self._apool: AsyncConnectionPool[Any] | None = None
+        self._lock = threading.Lock()
+
+    # -- configuration -----------------------------------------------------
+
+    @property
+    def dsn(self) -> str:
+        """The resolved DSN (starts the embedded database when none is configured)."""
+        if self._dsn is None:
+            resolved = resolve_dsn(self._dsn_arg)
+            if resolved is None:
+                from pgqueue._embedded import embedded_dsn
+                from pgqueue._migrate import migrate_dsn
+
+                resolved = embedded_dsn()
+                migrate_dsn(resolved)
+            self._dsn = resolved
+        return self._dsn
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"connect_timeout": max(1, round(self.connect_timeout))}
+        if not self.prepare:
+            kwargs["prepare_threshold"] = None
+        return kwargs
+
+    # -- tasks -------------------------------------------------------------
+
+    @overload
+    def task(self, fn: F, /) -> Task[Any, Any]: ...
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        lease: float | None = None,
+        retry: RetryPolicy | None = None,
+        transactional: bool = False,
+    ) -> Callable[[F], Task[Any, Any]]: ...
+
+    def task(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]
+        """Register a function (sync or async) as a task: ``@app.task`` or ``@app.task(...)``."""
+
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
+            config = TaskConfig(name=name, **options)
+            JobSpec(task=name, queue=config.queue, priority=config.priority,
+                    max_attempts=config.max_attempts)  # fmt: skip  # validates
+            if config.timeout is not None and config.timeout <= 0:
+                raise ConfigurationError(f"task {name}: timeout must be > 0")
+            if name in self.tasks and self.tasks[name].fn is not func:
+                raise ConfigurationError(f"task name {name!r} is registered twice")
+            task: Task[Any, Any] = Task(self, func, config)
+            self.tasks[name] = task
+            return task
+
+        if fn is not None:
+            return register(fn)
+        return register
+
+    def task_ref(self, name: str, *, queue: str = "default", priority: int = 0,
+                 max_attempts: int = 3) -> Task[Any, Any]:  # fmt: skip
+        """A task known only by name, for producers that don't import the task code."""
+        if name in self.tasks:
+            return self.tasks[name]
+        config = TaskConfig(name=name, queue=queue, priority=priority, max_attempts=max_attempts)
+        return Task(self, None, config)
+
+    # -- pools ---------------------------------------------------------------
+
+    def pool(self) -> ConnectionPool[Any]:
+        with self._lock:
+            if self._pool is None:
+                pool: ConnectionPool[Any] = ConnectionPool(
+                    self.dsn,
+                    min_size=self.min_connections,
+                    max_size=self.max_connections,
+                    # Autocommit: each pgqueue statement is its own transaction,
+                    # one round trip (no separate COMMIT).
+                    kwargs={**self.connect_kwargs(), "autocommit": True},
+                    open=False,
+                    name="pgqueue",
+                )
+                pool.open()
+                try:
+                    pool.wait(timeout=self.connect_timeout)
+                except PoolTimeout:
+                    pool.close()
+                    raise self._diagnose() from None
+                self._pool = pool
+            return self._pool
+
+    async def apool(self) -> AsyncConnectionPool[Any]:
+        if self._apool is None:
+            dsn = await asyncio.to_thread(lambda: self.dsn)
+            apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                dsn,
+                min_size=self.min_connections,
+                max_size=self.max_connections,
+                kwargs={**self.connect_kwargs(), "autocommit": True},
+                open=False,
+                name="pgqueue-async",
+            )
+            await apool.open()
+            try:
+                await apool.wait(timeout=self.connect_timeout)
+            except PoolTimeout:
+                await apool.close()
+                raise self._diagnose() from None
+            if self._apool is None:
+                self._apool = apool
+            else:
+                await apool.close()
+        return self._apool
+
+    def _diagnose(self) -> Exception:
+        try:
+            psycopg.connect(self.dsn, connect_timeout=3).close()
+        except psycopg.Error as exc:
+            return unavailable(self.dsn, exc)
+        return unavailable(self.dsn, TimeoutError("timed out waiting for a connection"))
+
+    @contextmanager
+    def _connection(self, connection: Any) -> Iterator[psycopg.Connection[Any]]:
+        if connection is not None:
+            yield sync_connection(connection)
+            return
+        try:
+            pool = self.pool()
+            with pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise unavailable(self.dsn, exc) from exc
+
+    @asynccontextmanager
+    async def _aconnection(self, connection: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if connection is not None:
+            yield await async_connection(connection)
+            return
+        try:
+            apool = await self.apool()
+            async with apool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise unavailable(self.dsn, exc) from exc
+
+    def close(self) -> None:
+        """Close the sync pool (the async pool needs ``aclose``)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    async def aclose(self) -> None:
+        if self._apool is not None:
+            apool, self._apool = self._apool, None
+            await apool.close()
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- enqueue ---------------------------------------------------------------
+
+    def enqueue_many(self, jobs: Iterable[JobSpec], *, connection: Any = None) -> list[Job]:
+        """Insert many jobs in ONE statement; returns them in order.
+
+        A job whose ``unique_key`` is held by an unfinished job is not inserted:
+        the existing job is returned in its place.
+        """
+        specs = list(jobs)
+        if not specs:
+            return []
+        self._check_specs(specs)
+        params = enqueue_params(specs)  # TypeError on non-JSON, before any I/O
+        with self._connection(connection) as conn:
+            rows = _client.enqueue_sync(conn, specs, params)
+        return [Job.from_row(r, self) for r in rows]
+
+    async def enqueue_many_async(
+        self, jobs: Iterable[JobSpec], *, connection: Any = None
+    ) -> list[Job]:
+        specs = list(jobs)
+        if not specs:
+            return []
+        self._check_specs(specs)
+        params = enqueue_params(specs)
+        async with self._aconnection(connection) as conn:
+            rows = await _client.enqueue_async(conn, specs, params)
+        return [Job.from_row(r, self) for r in rows]
+
+    @staticmethod
+    def _check_specs(specs: Sequence[Any]) -> None:
+        for spec in specs:
+            if not isinstance(spec, JobSpec):
+                kind = type(spec).__name__
+                raise TypeError(f"enqueue_many takes task.job(...) specs, not {kind}")
+
+    # -- inspection ----------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job:
+        with self._connection(None) as conn:
+            row = conn.execute(query("get_job"), {"id": job_id}).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return Job.from_row(row, self)
+
+    async def get_job_async(self, job_id: int) -> Job:
+        async with self._aconnection(None) as conn:
+            cur = await conn.execute(query("get_job"), {"id": job_id})
+            row = await cur.fetchone()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return Job.from_row(row, self)
+
+    def list_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        status: str | None = None,
+        older_than: float | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Jobs, newest first, filtered by queue, task, status, minimum age (seconds)."""
+        params = _client.list_params(queue, task, status, older_than, before_id, limit)
+        with self._connection(None) as conn:
+            rows = conn.execute(query("list_jobs"), params).fetchall()
+        return [Job.from_row(r, self) for r in rows]
+
+    async def list_jobs_async(self, **filters: Any) -> list[Job]:
+        params = _client.list_params(
+            filters.get("queue"), filters.get("task"), filters.get("status"),
+            filters.get("older_than"), filters.get("before_id"), filters.get("limit", 100),
+        )  # fmt: skip
+        async with self._aconnection(None) as conn:
+            cur = await conn.execute(query("list_jobs"), params)
+            rows = await cur.fetchall()
+        return [Job.from_row(r, self) for r in rows]
+
+    # -- operations ------------------------------------------------------------
+
+    def retry_jobs(self, ids: Iterable[int]) -> list[int]:
+        """Requeue failed, dead or cancelled jobs now; returns the ids requeued."""
+        return _admin.retry_jobs(self, ids)
+
+    def cancel_jobs(self, ids: Iterable[int]) -> dict[str, list[int]]:
+        """Cancel waiting jobs; ask the workers running the others to stop them."""
+        return _admin.cancel_jobs(self, ids)
+
+    def replay_dead(self, **filters: Any) -> int:
+        """Requeue dead jobs (``queue``, ``task``, ``since``, ``batch_size``, ``limit``)."""
+        return _admin.replay_dead(self, **filters)
+
+    def queue_stats(self) -> list[dict[str, Any]]:
+        """Per queue: queued, scheduled, running, retrying, dead, throughput, oldest age."""
+        return _admin.queue_stats(self)
+
+    # -- results ---------------------------------------------------------------
+
+    @staticmethod
+    def _outcome(job: Job) -> Any:
+        if job.status == "succeeded":
+            return job.result
+        raise JobFailed(job)
+
+    def wait_for(self, job_id: int, *, timeout: float | None = None) -> Any:
+        """Wait (on LISTEN, with a slow re-check) until the job finishes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with psycopg.connect(self.dsn, autocommit=True, **self.connect_kwargs()) as conn:
+            conn.execute(f"LISTEN {DONE_CHANNEL}")
+            while True:
+                job = self.get_job(job_id)
+                if job.status in FINISHED:
+                    return self._outcome(job)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeout(f"job {job_id} still {job.status} after {timeout}s")
+                # Re-check at least every second in case a notification was missed.
+                slice_ = 1.0 if left is None else min(1.0, left)
+                for note in conn.notifies(timeout=slice_, stop_after=1):
+                    if str(job_id) in note.payload.split(","):
+                        break
+
+    async def wait_for_async(self, job_id: int, *, timeout: float | None = None) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        dsn = await asyncio.to_thread(lambda: self.dsn)
+        aconn = await psycopg.AsyncConnection.connect(dsn, autocommit=True,
+                                                      **self.connect_kwargs())  # fmt: skip
+        async with aconn:
+            await aconn.execute(f"LISTEN {DONE_CHANNEL}")
+            while True:
+                job = await self.get_job_async(job_id)
+                if job.status in FINISHED:
+                    return self._outcome(job)
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    raise WaitTimeout(f"job {job_id} still {job.status} after {timeout}s")
+                slice_ = 1.0 if left is None else min(1.0, left)
+                async for note in aconn.notifies(timeout=slice_, stop_after=1):
+                    if str(job_id) in note.payload.split(","):
+                        break

@@ -1,0 +1,156 @@
+"""The I/O-free core: JSON encoding, job specs and rows, backoff.
+
+Nothing here touches the network; the sync and async fronts drive it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
+UNFINISHED = frozenset({"queued", "running", "failed"})
+FINISHED = frozenset({"succeeded", "dead", "cancelled"})
+
+JOB_FIELDS = (
+    "id", "queue", "task", "args", "kwargs", "priority", "status", "run_at", "attempts",
+    "max_attempts", "leased_until", "worker_id", "unique_key", "created_at", "started_at",
+    "finished_at", "last_error", "errors", "result", "progress", "cancel_requested", "meta",
+)  # fmt: skip
+
+PRIORITY_MIN, PRIORITY_MAX = -32768, 32767
+
+
+def dumps(value: Any, what: str) -> str:
+    """Encode ``value`` as JSON or raise ``TypeError`` naming ``what``."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**n))``."""
+
+    __module__ = "pgqueue"
+
+    base: float = 1.0
+    cap: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.base < 0 or self.cap < 0:
+            raise ValueError("backoff base and cap must be >= 0")
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before the retry that follows failed attempt ``attempt`` (1-based)."""
+        ceiling = min(self.cap, self.base * math.pow(2, max(0, attempt - 1)))
+        return (rng or random).uniform(0, ceiling)
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """An unsaved job: what ``task.job(...)`` builds and ``enqueue_many`` inserts."""
+
+    __module__ = "pgqueue"
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    queue: str = "default"
+    priority: int = 0
+    run_at: datetime | None = None
+    delay: float = 0.0
+    max_attempts: int = 3
+    unique_key: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task, str) or not self.task:
+            raise ValueError("task name must be a non-empty string")
+        if not isinstance(self.queue, str) or not self.queue:
+            raise ValueError("queue name must be a non-empty string")
+        if not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:
+            raise ValueError(f"priority must be within [{PRIORITY_MIN}, {PRIORITY_MAX}]")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if self.delay < 0 or not math.isfinite(self.delay):
+            raise ValueError("delay must be a finite number of seconds >= 0")
+        if self.run_at is not None and self.run_at.tzinfo is None:
+            raise ValueError("run_at must be timezone-aware")
+        if self.unique_key is not None and not isinstance(self.unique_key, str):
+            raise TypeError("unique_key must be a string")
+
+    def with_arguments(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> JobSpec:
+        """A copy with these arguments, skipping validation (this one was checked)."""
+        spec = object.__new__(JobSpec)
+        for name in JobSpec.__slots__:
+            object.__setattr__(spec, name, getattr(self, name))
+        spec.args = args
+        spec.kwargs = kwargs
+        return spec
+
+
+def enqueue_params(specs: Sequence[JobSpec]) -> dict[str, str]:
+    """The ``enqueue`` query's one parameter: every row as one JSON array.
+
+    One C-level ``json.dumps`` for the whole batch keeps bulk enqueue cheap;
+    a non-JSON value raises ``TypeError`` naming its task.
+    """
+    rows = [
+        [s.queue, s.task, s.args, s.kwargs, s.priority,
+         None if s.run_at is None else s.run_at.isoformat(),
+         s.delay, s.max_attempts, s.unique_key, s.meta]
+        for s in specs
+    ]  # fmt: skip
+    try:
+        return {"rows": json.dumps(rows, separators=(",", ":"), allow_nan=False)}
+    except (TypeError, ValueError):
+        for s in specs:  # slow path: name the culprit
+            dumps(list(s.args), f"argument of {s.task}")
+            dumps(dict(s.kwargs), f"keyword argument of {s.task}")
+            dumps(dict(s.meta), f"meta of {s.task}")
+        raise
+
+
+def match_inserted(
+    specs: Sequence[JobSpec], inserted: Sequence[tuple[Any, ...]]
+) -> tuple[list[tuple[Any, ...] | None], list[str]]:
+    """Pair each spec with its inserted row (``id, unique_key, ...``, ordered by id).
+
+    Rows come back in insertion order (ids increase), and only rows whose
+    unique key already existed are skipped. Returns the per-spec row (None
+    where the key was taken) and the keys to look up.
+    """
+    by_key = {row[1]: row for row in inserted if row[1] is not None}
+    plain = iter([row for row in inserted if row[1] is None])
+    out: list[tuple[Any, ...] | None] = []
+    missing: list[str] = []
+    for spec in specs:
+        if spec.unique_key is None:
+            out.append(next(plain))
+        elif spec.unique_key in by_key:
+            out.append(by_key.pop(spec.unique_key))
+        else:
+            out.append(None)
+            missing.append(spec.unique_key)
+    return out, missing
+
+
+def decode_row(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(JOB_FIELDS, row, strict=True))
+
+
+def format_error(exc: BaseException, attempt: int, tb: str, at: datetime) -> dict[str, Any]:
+    """One entry of a job's per-attempt error history."""
+    return {
+        "attempt": attempt,
+        "at": at.isoformat(),
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": tb,
+    }

@@ -1,0 +1,81 @@
+"""pgqueue's exceptions.
+
+Exception hierarchy::
+
+    PgQueueError
+    ├── ConfigurationError        bad setting, unknown option value
+    ├── DatabaseUnavailable       cannot reach PostgreSQL (names host/port)
+    ├── JobNotFound               no job with that id (also a LookupError)
+    ├── JobFailed                 job.wait(): the job ended dead or cancelled
+    ├── WaitTimeout               job.wait(): still unfinished (also a TimeoutError)
+    ├── ScheduleError             invalid cron expression or time zone (also a ValueError)
+    └── QueueFull                 enqueue beyond a queue's maximum depth
+
+Raised by task code to steer its own job (not errors of pgqueue)::
+
+    Retry(delay=...)              retry later; counts an attempt
+    Discard(reason)               give up: straight to dead
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PgQueueError(Exception):
+    __module__ = "pgqueue"
+
+
+class ConfigurationError(PgQueueError):
+    __module__ = "pgqueue"
+
+
+class DatabaseUnavailable(PgQueueError):
+    __module__ = "pgqueue"
+
+
+class JobNotFound(PgQueueError, LookupError):
+    __module__ = "pgqueue"
+
+
+class JobFailed(PgQueueError):
+    """The awaited job ended without a result."""
+
+    __module__ = "pgqueue"
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+        super().__init__(f"job {job.id} ({job.task}) ended {job.status}: {job.last_error}")
+
+
+class WaitTimeout(PgQueueError, TimeoutError):
+    __module__ = "pgqueue"
+
+
+class ScheduleError(PgQueueError, ValueError):
+    __module__ = "pgqueue"
+
+
+class QueueFull(PgQueueError):
+    __module__ = "pgqueue"
+
+
+class Retry(Exception):
+    """Raise inside a task to run it again after ``delay`` seconds."""
+
+    __module__ = "pgqueue"
+
+    def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
+        self.delay = delay
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Discard(Exception):
+    """Raise inside a task to send its job straight to ``dead``."""
+
+    __module__ = "pgqueue"
+
+    def __init__(self, reason: str = "discarded") -> None:
+        self.reason = reason
+        super().__init__(reason)

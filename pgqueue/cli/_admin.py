@@ -1,0 +1,222 @@
+"""Commands: migrate, enqueue, jobs, retry, cancel, dead, stats."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from pgqueue._core import JobSpec
+from pgqueue._migrate import current_revision, migrate_dsn
+from pgqueue.cli._base import DsnOption, JsonOption, cli, emit_json, fail, plain_app
+
+jobs_cli = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
+dead_cli = typer.Typer(help="The dead-letter set: list and replay.", no_args_is_help=True)
+cli.add_typer(jobs_cli, name="jobs")
+cli.add_typer(dead_cli, name="dead")
+
+JOB_SUMMARY = ("id", "queue", "task", "status", "attempts", "run_at", "last_error")
+
+
+def _parse_json(text: str, what: str, kind: type) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise fail(f"{what} must be a JSON {'array' if kind is list else 'object'}")
+    return value
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value).splitlines()[0] if str(value) else ""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _job_dict(job: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(job).items() if not k.startswith("_")}
+
+
+@cli.command()
+def migrate(
+    dsn: DsnOption = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    downgrade: Annotated[bool, typer.Option("--downgrade", help="Go down to REVISION.")] = False,
+) -> None:
+    """Create or upgrade pgqueue's schema (idempotent)."""
+    app = plain_app(dsn)
+    migrate_dsn(app.dsn, revision, down=downgrade)
+    typer.echo(f"pgqueue schema at revision {current_revision(app.dsn) or 'base'}")
+
+
+@cli.command()
+def enqueue(
+    task: Annotated[str, typer.Argument(help="Task name, e.g. myapp.tasks.send_email.")],
+    args: Annotated[str, typer.Option("--args", help="Positional arguments, JSON array.")] = "[]",
+    kwargs: Annotated[str, typer.Option("--kwargs", help="Keyword arguments, JSON object.")] = "{}",
+    queue: Annotated[str, typer.Option(help="Queue name.")] = "default",
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    delay: Annotated[float, typer.Option(help="Seconds before it may run.")] = 0.0,
+    max_attempts: Annotated[int, typer.Option(help="Attempts before dead.")] = 3,
+    unique_key: Annotated[str | None, typer.Option(help="At most one unfinished job.")] = None,
+    dsn: DsnOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enqueue a job by task name (no task code needed)."""
+    spec = JobSpec(
+        task=task,
+        args=tuple(_parse_json(args, "--args", list)),
+        kwargs=_parse_json(kwargs, "--kwargs", dict),
+        queue=queue,
+        priority=priority,
+        delay=delay,
+        max_attempts=max_attempts,
+        unique_key=unique_key,
+    )
+    job = plain_app(dsn).enqueue_many([spec])[0]
+    if as_json:
+        emit_json(_job_dict(job))
+    else:
+        typer.echo(f"enqueued job {job.id} ({job.task}) on queue {job.queue}: {job.status}")
+
+
+@jobs_cli.command("list")
+def jobs_list(
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    older_than: Annotated[
+        float | None, typer.Option(help="Only jobs created at least this many seconds ago.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    dsn: DsnOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, newest first."""
+    jobs = plain_app(dsn).list_jobs(
+        queue=queue, task=task, status=status, older_than=older_than, limit=limit
+    )
+    if as_json:
+        emit_json([_job_dict(j) for j in jobs])
+    else:
+        _table([_job_dict(j) for j in jobs], JOB_SUMMARY)
+
+
+@jobs_cli.command("show")
+def jobs_show(
+    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    dsn: DsnOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Everything about one job, with every error and its traceback."""
+    job = _job_dict(plain_app(dsn).get_job(job_id))
+    if as_json:
+        emit_json(job)
+        return
+    for key, value in job.items():
+        if key == "errors":
+            continue
+        shown = json.dumps(value) if isinstance(value, (list, dict)) else value
+        typer.echo(f"{key:>16}: {'-' if shown is None else shown}")
+    for entry in job["errors"]:
+        typer.echo(
+            f"\n--- attempt {entry.get('attempt')} at {entry.get('at')}: {entry.get('error')}"
+        )
+        if entry.get("traceback"):
+            typer.echo(entry["traceback"].rstrip())
+
+
+@cli.command()
+def retry(
+    job_ids: Annotated[list[int], typer.Argument(help="Job ids.")],
+    dsn: DsnOption = None,
+) -> None:
+    """Requeue failed, dead or cancelled jobs now."""
+    done = plain_app(dsn).retry_jobs(job_ids)
+    skipped = sorted(set(job_ids) - set(done))
+    typer.echo(f"requeued {len(done)} job(s)" + (f"; not retryable: {skipped}" if skipped else ""))
+    if skipped and not done:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def cancel(
+    job_ids: Annotated[list[int], typer.Argument(help="Job ids.")],
+    dsn: DsnOption = None,
+) -> None:
+    """Cancel waiting jobs; ask workers to stop running ones."""
+    out = plain_app(dsn).cancel_jobs(job_ids)
+    untouched = sorted(set(job_ids) - set(out["cancelled"]) - set(out["requested"]))
+    typer.echo(
+        f"cancelled {len(out['cancelled'])}, cancellation requested for {len(out['requested'])}"
+        + (f"; already finished or unknown: {untouched}" if untouched else "")
+    )
+    if untouched and not (out["cancelled"] or out["requested"]):
+        raise typer.Exit(1)
+
+
+@dead_cli.command("list")
+def dead_list(
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    dsn: DsnOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Dead jobs, newest first, with their last error."""
+    jobs = plain_app(dsn).list_jobs(queue=queue, task=task, status="dead", limit=limit)
+    if as_json:
+        emit_json([_job_dict(j) for j in jobs])
+    else:
+        _table([_job_dict(j) for j in jobs], ("id", "queue", "task", "attempts", "last_error"))
+
+
+@dead_cli.command("replay")
+def dead_replay(
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only jobs that died at or after this time.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Jobs per transaction.")] = 1000,
+    dsn: DsnOption = None,
+) -> None:
+    """Requeue dead jobs matching the filters, in batches."""
+    if since is not None and since.tzinfo is None:
+        since = since.astimezone()
+    n = plain_app(dsn).replay_dead(queue=queue, task=task, since=since, batch_size=batch_size)
+    typer.echo(f"replayed {n} dead job(s)")
+
+
+STATS_COLUMNS = (
+    "queue", "queued", "scheduled", "running", "retrying", "dead",
+    "done_last_minute", "oldest_waiting_seconds",
+)  # fmt: skip
+
+
+@cli.command()
+def stats(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
+    """Per queue: waiting, scheduled, running, retrying, dead, last-minute throughput."""
+    rows = plain_app(dsn).queue_stats()
+    if as_json:
+        emit_json(rows)
+    elif not rows:
+        typer.echo("no jobs")
+    else:
+        _table(rows, STATS_COLUMNS)

@@ -1,0 +1,102 @@
+"""Shared CLI plumbing: the typer app, ``--dsn``, error handling, app loading."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import psycopg
+import typer
+
+from pgqueue._app import App
+from pgqueue._errors import PgQueueError
+
+cli = typer.Typer(
+    name="pgqueue",
+    help="pgqueue: a PostgreSQL-native job queue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DsnOption = Annotated[
+    str | None,
+    typer.Option("--dsn", help="PostgreSQL DSN (else $PGQUEUE_DSN, $DATABASE_URL, embedded)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+class UserError(Exception):
+    """A mistake of the user's: printed as one line, exit code 2."""
+
+
+def fail(message: str) -> UserError:
+    return UserError(message)
+
+
+def load_app(spec: str, dsn: str | None = None) -> App:
+    """Import ``module:attribute`` (an App); ``--dsn`` overrides its DSN."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise fail(f"APP must look like 'package.module:app', got {spec!r}")
+    sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise fail(f"cannot import {module_name!r}: {exc}") from None
+    obj: Any = getattr(module, attr or "app", None)
+    if not isinstance(obj, App):
+        raise fail(f"{spec!r} is not a pgqueue.App")
+    if dsn:
+        obj._dsn_arg = dsn
+        obj._dsn = None
+    return obj
+
+
+def plain_app(dsn: str | None) -> App:
+    return App(dsn)
+
+
+def emit_json(value: Any) -> None:
+    typer.echo(json.dumps(value, default=str, indent=2))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and a non-zero exit."""
+    # The pool logs every failed connection attempt; the CLI reports one line instead.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    try:
+        # Without standalone mode, click returns the code of a typer.Exit.
+        code = cli(args=argv, standalone_mode=False)
+        if isinstance(code, int):
+            return code
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except PgQueueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 1
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"error: database unavailable: {first}", err=True)
+        return 1
+    except (ValueError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        return 1
+    except Exception as exc:
+        # Usage errors of the click layer (typer may vendor it): show, no traceback.
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
+            show()
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        raise
+    return 0

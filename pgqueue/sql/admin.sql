@@ -1,0 +1,79 @@
+-- name: retry_jobs
+-- Put failed/dead/cancelled jobs back in the queue now, with a fresh attempt budget if exhausted.
+WITH retried AS (
+    UPDATE pgqueue.jobs
+    SET status = 'queued',
+        run_at = now(),
+        max_attempts = greatest(max_attempts, attempts + 1),
+        finished_at = NULL,
+        leased_until = NULL,
+        lease_token = NULL,
+        cancel_requested = false
+    WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('failed', 'dead', 'cancelled')
+    RETURNING id, queue
+), wake AS (
+    SELECT pg_notify('pgqueue_jobs', q.queue) FROM (SELECT DISTINCT queue FROM retried) AS q
+)
+SELECT id, (SELECT count(*) FROM wake) FROM retried
+
+-- name: cancel_jobs
+-- Cancel waiting jobs at once; flag running ones so their worker stops them.
+WITH waiting AS (
+    UPDATE pgqueue.jobs
+    SET status = 'cancelled', finished_at = now(), leased_until = NULL, lease_token = NULL
+    WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('queued', 'failed')
+    RETURNING id, status
+), running AS (
+    UPDATE pgqueue.jobs
+    SET cancel_requested = true
+    WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running'
+    RETURNING id, status
+), wake AS (
+    SELECT pg_notify('pgqueue_done', string_agg(id::text, ',')) FROM waiting HAVING count(*) > 0
+)
+SELECT id, status, (SELECT count(*) FROM wake) FROM waiting
+UNION ALL
+SELECT id, status, 0 FROM running
+
+-- name: replay_dead
+-- Requeue a batch of dead jobs matching optional filters (the dead-letter replay).
+WITH picked AS (
+    SELECT id
+    FROM pgqueue.jobs
+    WHERE status = 'dead'
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+      AND (%(task)s::text IS NULL OR task = %(task)s)
+      AND (%(since)s::timestamptz IS NULL OR finished_at >= %(since)s)
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), replayed AS (
+    UPDATE pgqueue.jobs AS j
+    SET status = 'queued',
+        run_at = now(),
+        max_attempts = greatest(j.max_attempts, j.attempts + 1),
+        finished_at = NULL
+    FROM picked
+    WHERE j.id = picked.id
+    RETURNING j.id, j.queue
+), wake AS (
+    SELECT pg_notify('pgqueue_jobs', q.queue) FROM (SELECT DISTINCT queue FROM replayed) AS q
+)
+SELECT id, (SELECT count(*) FROM wake) FROM replayed
+
+-- name: queue_stats
+-- Per queue: counts by state and the age of the oldest ready job.
+SELECT queue,
+       count(*) FILTER (WHERE status = 'queued' AND run_at <= now()) AS queued,
+       count(*) FILTER (WHERE status = 'queued' AND run_at > now()) AS scheduled,
+       count(*) FILTER (WHERE status = 'running') AS running,
+       count(*) FILTER (WHERE status = 'failed') AS retrying,
+       count(*) FILTER (WHERE status = 'dead') AS dead,
+       count(*) FILTER (WHERE status = 'succeeded'
+                          AND finished_at > now() - interval '1 minute') AS done_last_minute,
+       extract(epoch FROM max(now() - run_at)
+               FILTER (WHERE status IN ('queued', 'failed') AND run_at <= now()))
+           AS oldest_waiting_seconds
+FROM pgqueue.jobs
+GROUP BY queue
+ORDER BY queue

@@ -1,0 +1,138 @@
+-- name: claim
+-- Lease up to %(limit)s ready jobs, queues in the listed order, each queue by priority DESC, run_at, id.
+-- The per-queue LATERAL reads jobs_claim_idx (queue, priority DESC, run_at, id) WHERE status IN ('queued','failed').
+WITH candidates AS (
+    SELECT j.id
+    FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, pos)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, run_at
+        FROM pgqueue.jobs
+        WHERE queue = q.name
+          AND status IN ('queued', 'failed')
+          AND run_at <= now()
+          AND q.name NOT IN (SELECT name FROM pgqueue.queues WHERE paused)
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS j
+    ORDER BY q.pos, j.priority DESC, j.run_at, j.id
+    LIMIT %(limit)s
+)
+UPDATE pgqueue.jobs AS jobs
+SET status = 'running',
+    attempts = jobs.attempts + 1,
+    leased_until = now() + make_interval(secs => %(lease)s),
+    lease_token = gen_random_uuid(),
+    worker_id = %(worker_id)s,
+    started_at = now()
+FROM candidates
+WHERE jobs.id = candidates.id
+RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
+          jobs.max_attempts, jobs.lease_token, jobs.run_at, jobs.meta
+
+-- name: complete
+-- Record finished attempts in one statement, fenced by status and lease token;
+-- retries wake their queue, finished jobs wake result waiters.
+WITH outcome AS (
+    SELECT *
+    FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(statuses)s::text[],
+                %(results)s::jsonb[], %(delays)s::float8[], %(errors)s::text[],
+                %(entries)s::jsonb[])
+         AS o(id, token, status, result, delay, error, entry)
+), done AS (
+    UPDATE pgqueue.jobs AS j
+    SET status = o.status,
+        result = o.result,
+        run_at = CASE WHEN o.status = 'failed'
+                      THEN now() + make_interval(secs => o.delay) ELSE j.run_at END,
+        finished_at = CASE WHEN o.status = 'failed' THEN NULL ELSE now() END,
+        last_error = coalesce(o.error, j.last_error),
+        errors = CASE WHEN o.entry IS NULL THEN j.errors ELSE j.errors || o.entry END,
+        leased_until = NULL
+    FROM outcome AS o
+    WHERE j.id = o.id AND j.status = 'running' AND j.lease_token = o.token
+    RETURNING j.id, j.status, j.queue, j.run_at
+), wake_done AS (
+    SELECT pg_notify('pgqueue_done', string_agg(id::text, ','))
+    FROM (SELECT id, (row_number() OVER ()) / 500 AS chunk
+          FROM done WHERE status <> 'failed') AS d
+    GROUP BY chunk
+), wake_queue AS (
+    SELECT pg_notify('pgqueue_jobs', q.queue)
+    FROM (SELECT DISTINCT queue FROM done WHERE status = 'failed' AND run_at <= now()) AS q
+)
+SELECT id, (SELECT count(*) FROM wake_done) + (SELECT count(*) FROM wake_queue) AS notified
+FROM done
+
+-- name: heartbeat
+-- Extend the leases this worker still holds; returns those it holds (and cancel requests).
+UPDATE pgqueue.jobs AS j
+SET leased_until = now() + make_interval(secs => h.lease)
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(leases)s::float8[]) AS h(id, token, lease)
+WHERE j.id = h.id AND j.status = 'running' AND j.lease_token = h.token
+RETURNING j.id, j.cancel_requested
+
+-- name: release
+-- Give back claimed jobs: unstarted ones do not count an attempt.
+WITH released AS (
+    UPDATE pgqueue.jobs AS j
+    SET status = 'queued',
+        attempts = CASE WHEN r.started THEN j.attempts ELSE j.attempts - 1 END,
+        leased_until = NULL,
+        lease_token = NULL,
+        worker_id = NULL,
+        started_at = NULL
+    FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(started)s::bool[])
+         AS r(id, token, started)
+    WHERE j.id = r.id AND j.status = 'running' AND j.lease_token = r.token
+    RETURNING j.id, j.queue
+), wake AS (
+    SELECT pg_notify('pgqueue_jobs', q.queue) FROM (SELECT DISTINCT queue FROM released) AS q
+)
+SELECT id, (SELECT count(*) FROM wake) FROM released
+
+-- name: rescue
+-- Return jobs whose lease expired to the queue (the attempt counts), or to dead when exhausted.
+WITH expired AS (
+    SELECT id
+    FROM pgqueue.jobs
+    WHERE status = 'running' AND leased_until < now()
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), rescued AS (
+    UPDATE pgqueue.jobs AS j
+    SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'queued' END,
+        finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+        last_error = 'lease expired: worker ' || coalesce(j.worker_id, '?') || ' lost the job',
+        errors = j.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempts, 'at', now(),
+            'error', 'LeaseExpired: worker ' || coalesce(j.worker_id, '?') || ' lost the job')),
+        leased_until = NULL,
+        lease_token = NULL
+    FROM expired
+    WHERE j.id = expired.id
+    RETURNING j.id, j.status, j.queue
+), wake AS (
+    SELECT pg_notify('pgqueue_jobs', q.queue)
+    FROM (SELECT DISTINCT queue FROM rescued WHERE status = 'queued') AS q
+)
+SELECT id, status, queue, (SELECT count(*) FROM wake) FROM rescued
+
+-- name: worker_register
+-- Announce a worker process (operators read pgqueue.live_workers).
+INSERT INTO pgqueue.workers (id, hostname, pid, queues, concurrency)
+VALUES (%(id)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+
+-- name: worker_heartbeat
+-- Mark a worker alive.
+UPDATE pgqueue.workers SET heartbeat_at = now() WHERE id = %(id)s
+
+-- name: worker_deregister
+-- Remove a worker that stops cleanly; stale rows are pruned by the rescuer.
+DELETE FROM pgqueue.workers WHERE id = %(id)s
+
+-- name: workers_prune
+-- Forget workers silent for longer than %(seconds)s.
+DELETE FROM pgqueue.workers WHERE heartbeat_at < now() - make_interval(secs => %(seconds)s)
