@@ -12,7 +12,7 @@ from typing import Any, TypeVar, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from pgqueue import _admin, _client
+from pgqueue import _admin, _client, _schedules
 from pgqueue._config import resolve_dsn, unavailable
 from pgqueue._connection import async_connection, sync_connection
 from pgqueue._core import FINISHED, JobSpec, RetryPolicy, enqueue_params
@@ -110,6 +110,10 @@ class App:
         """Register a function (sync or async) as a task: ``@app.task`` or ``@app.task(...)``."""
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            if isinstance(func, Task) and func.fn is not None:  # stacked above @app.cron
+                if self.tasks.get(func.name) is func:
+                    del self.tasks[func.name]
+                func = func.fn
             name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
             config = TaskConfig(name=name, **options)
             JobSpec(task=name, queue=config.queue, priority=config.priority,
@@ -333,6 +337,80 @@ class App:
     def queue_stats(self) -> list[dict[str, Any]]:
         """Per queue: queued, scheduled, running, retrying, dead, throughput, oldest age."""
         return _admin.queue_stats(self)
+
+    # -- schedules -------------------------------------------------------------
+
+    def cron(
+        self,
+        expr: str,
+        *,
+        name: str | None = None,
+        timezone: str = "UTC",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        missed: str = "latest",
+        max_catchup: int = 10,
+        grace_seconds: float = 60.0,
+    ) -> Callable[[Any], Task[Any, Any]]:
+        """Declare a schedule for the decorated task (a plain function becomes a task).
+
+        ``expr``: 5 cron fields, or 6 with a leading seconds field. ``missed``:
+        ``skip``, ``latest`` or ``all`` (bounded by ``max_catchup``); a fire at
+        most ``grace_seconds`` late counts as on time. ``name`` defaults to the
+        task's. Upserted into ``pgqueue.schedules`` by ``sync_schedules()``.
+        """
+        options = dict(name=name, timezone=timezone, args=tuple(args), kwargs=kwargs or {},
+                       queue=queue, priority=priority, max_attempts=max_attempts, missed=missed,
+                       max_catchup=max_catchup, grace_seconds=grace_seconds)  # fmt: skip
+
+        def decorate(target: Any) -> Task[Any, Any]:
+            task: Task[Any, Any] | None = target if isinstance(target, Task) else next(
+                (t for t in self.tasks.values() if t.fn is target), None)
+            task = task or self.task(target)
+            _schedules.declare(self, task, expr, dict(options))
+            return task
+
+        return decorate
+
+    def schedule(
+        self, task: Task[Any, Any] | str, *, cron: str, **options: Any
+    ) -> _schedules.Schedule:
+        """Declare a schedule in code for a task (or a task name); see ``cron``."""
+        return _schedules.declare(self, task, cron, options)
+
+    def sync_schedules(self, *, disable_undeclared: bool = True) -> _schedules.SyncResult:
+        """Upsert declared schedules; disable (not delete) those no longer declared."""
+        return _schedules.sync(self, disable_undeclared=disable_undeclared)
+
+    def add_schedule(
+        self, name: str, *, cron: str, task: str, replace: bool = False, **options: Any
+    ) -> _schedules.Schedule:
+        """Add a schedule at runtime, no deploy (``sync_schedules`` leaves it alone)."""
+        schedule = _schedules.Schedule(name=name, cron=cron, task=task, **options)
+        return _schedules.add(self, schedule, replace_existing=replace)
+
+    def list_schedules(self) -> list[_schedules.Schedule]:
+        return _schedules.list_all(self)
+
+    def get_schedule(self, name: str) -> _schedules.Schedule:
+        return _schedules.get(self, name)
+
+    def pause_schedule(self, name: str) -> None:
+        _schedules.pause(self, name)
+
+    def resume_schedule(self, name: str) -> _schedules.Schedule:
+        """Enable again from the next fire after now (the pause is not caught up)."""
+        return _schedules.resume(self, name)
+
+    def remove_schedule(self, name: str) -> None:
+        _schedules.remove(self, name)
+
+    def run_schedule_now(self, name: str) -> Job:
+        """Enqueue the schedule's job once, now; its timetable is unchanged."""
+        return _schedules.run_now(self, name)
 
     # -- results ---------------------------------------------------------------
 

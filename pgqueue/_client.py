@@ -18,7 +18,7 @@ def _job_row(spec: JobSpec, ins: Row) -> Row:
     """A full job row (JOB_FIELDS order) from a spec and its ``enqueue`` result."""
     job_id, unique_key, status, run_at, created_at = ins[:5]
     return (
-        job_id, spec.queue, spec.task, spec.args, spec.kwargs, spec.priority,
+        job_id, spec.queue, spec.task, list(spec.args), spec.kwargs, spec.priority,
         status, run_at, 0, spec.max_attempts, None, None, unique_key, created_at,
         None, None, None, [], None, None, False, spec.meta,
     )  # fmt: skip

@@ -28,7 +28,7 @@ SET status = 'running',
 FROM candidates
 WHERE jobs.id = candidates.id
 RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
-          jobs.max_attempts, jobs.lease_token, jobs.run_at, jobs.meta
+          jobs.max_attempts, jobs.lease_token::text
 
 -- name: complete
 -- Record finished attempts in one statement, fenced by status and lease token;
@@ -136,3 +136,17 @@ DELETE FROM pgqueue.workers WHERE id = %(id)s
 -- name: workers_prune
 -- Forget workers silent for longer than %(seconds)s.
 DELETE FROM pgqueue.workers WHERE heartbeat_at < now() - make_interval(secs => %(seconds)s)
+
+-- name: rescuer_lock
+-- Take this rescue pass's turn: one pass at a time across all workers (transaction-scoped).
+SELECT pg_try_advisory_xact_lock(%(key)s)
+
+-- name: queues_unfinished
+-- Is any job of these (unpaused) queues still unfinished? Burst workers exit when not.
+SELECT EXISTS (
+    SELECT 1
+    FROM pgqueue.jobs
+    WHERE queue = ANY(%(queues)s::text[])
+      AND status IN ('queued', 'failed', 'running')
+      AND queue NOT IN (SELECT name FROM pgqueue.queues WHERE paused)
+)
