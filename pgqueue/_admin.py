@@ -63,6 +63,40 @@ def replay_dead(
     return total
 
 
+def purge(
+    app: App,
+    *,
+    statuses: list[str] | None = None,
+    queue: str | None = None,
+    task: str | None = None,
+    older_than: float | None = None,
+    batch_size: int = 1000,
+) -> int:
+    """Delete jobs matching explicit filters (at least one), in batches; never running ones."""
+    from pgqueue._core import STATUSES
+
+    if not (statuses or queue or task or older_than is not None):
+        raise ValueError("purge needs at least one filter (status, queue, task or age)")
+    for status in statuses or ():
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
+        if status == "running":
+            raise ValueError("running jobs cannot be purged; cancel them first")
+    if older_than is not None and older_than < 0:
+        raise ValueError("older_than must be >= 0 seconds")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    params = {"statuses": statuses or None, "queue": queue, "task": task,
+              "older_than": older_than, "limit": batch_size}  # fmt: skip
+    total = 0
+    while True:
+        with app._connection(None) as conn:
+            n = len(conn.execute(query("purge"), params).fetchall())
+        total += n
+        if n < batch_size:
+            return total
+
+
 def queue_stats(app: App) -> list[dict[str, Any]]:
     with app._connection(None) as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query("queue_stats"))

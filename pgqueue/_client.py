@@ -9,9 +9,11 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from pgqueue._core import JobSpec, match_inserted
+from pgqueue._errors import QueueFull
 from pgqueue._sql import query
 
 Row = tuple[Any, ...]
+Statement = tuple[str, dict[str, Any]]  # query name, parameters (see _core.enqueue_query)
 
 
 def _job_row(spec: JobSpec, ins: Row) -> Row:
@@ -38,12 +40,20 @@ def _assemble(
     return out
 
 
+def check_full(rows: list[Row]) -> list[Row]:
+    """Raise ``QueueFull`` for the queues the ``enqueue`` query refused."""
+    full = sorted(r[1] for r in rows if r[0] is None)
+    if full:
+        raise QueueFull(f"queue {', '.join(map(repr, full))} is at its maximum depth")
+    return rows
+
+
 def enqueue_sync(
-    conn: psycopg.Connection[Any], specs: Sequence[JobSpec], params: dict[str, str]
+    conn: psycopg.Connection[Any], specs: Sequence[JobSpec], statement: Statement
 ) -> list[Row]:
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query("enqueue"), params)
-        per_spec, missing = match_inserted(specs, cur.fetchall())
+        cur.execute(query(statement[0]), statement[1])
+        per_spec, missing = match_inserted(specs, check_full(cur.fetchall()))
         existing: list[Row] = []
         if missing:
             cur.execute(query("jobs_by_unique_key"), {"keys": missing})
@@ -52,11 +62,11 @@ def enqueue_sync(
 
 
 async def enqueue_async(
-    conn: psycopg.AsyncConnection[Any], specs: Sequence[JobSpec], params: dict[str, str]
+    conn: psycopg.AsyncConnection[Any], specs: Sequence[JobSpec], statement: Statement
 ) -> list[Row]:
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(query("enqueue"), params)
-        per_spec, missing = match_inserted(specs, await cur.fetchall())
+        await cur.execute(query(statement[0]), statement[1])
+        per_spec, missing = match_inserted(specs, check_full(await cur.fetchall()))
         existing: list[Row] = []
         if missing:
             await cur.execute(query("jobs_by_unique_key"), {"keys": missing})

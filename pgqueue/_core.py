@@ -96,6 +96,29 @@ class JobSpec:
         return spec
 
 
+def enqueue_one_params(spec: JobSpec) -> dict[str, Any]:
+    """Parameters of the ``enqueue_one`` query; raises TypeError on non-JSON values."""
+    return {
+        "queue": spec.queue,
+        "task": spec.task,
+        "args": dumps(spec.args, f"argument of {spec.task}"),
+        "kwargs": dumps(spec.kwargs, f"keyword argument of {spec.task}"),
+        "priority": spec.priority,
+        "run_at": spec.run_at,
+        "delay": float(spec.delay),
+        "max_attempts": spec.max_attempts,
+        "unique_key": spec.unique_key,
+        "meta": dumps(spec.meta, f"meta of {spec.task}"),
+    }
+
+
+def enqueue_query(specs: Sequence[JobSpec]) -> tuple[str, dict[str, Any]]:
+    """The query name and parameters inserting ``specs`` in one statement."""
+    if len(specs) == 1:
+        return "enqueue_one", enqueue_one_params(specs[0])
+    return "enqueue", enqueue_params(specs)
+
+
 def enqueue_params(specs: Sequence[JobSpec]) -> dict[str, str]:
     """The ``enqueue`` query's one parameter: every row as one JSON array.
 

@@ -105,10 +105,19 @@ CREATE TABLE pgqueue.workers (
     heartbeat_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Per-queue controls; a queue without a row has no limits.
 CREATE TABLE pgqueue.queues (
-    name            text PRIMARY KEY,
-    paused          boolean NOT NULL DEFAULT false,
-    updated_at      timestamptz NOT NULL DEFAULT now()
+    name                   text PRIMARY KEY,
+    paused                 boolean NOT NULL DEFAULT false,
+    max_running            integer CHECK (max_running >= 0),
+    rate_limit             integer CHECK (rate_limit >= 0),
+    rate_period            double precision NOT NULL DEFAULT 1 CHECK (rate_period > 0),
+    rate_tokens            double precision,
+    rate_refilled_at       timestamptz,
+    max_depth              integer CHECK (max_depth >= 0),
+    retention              double precision CHECK (retention >= 0),
+    dead_retention         double precision CHECK (dead_retention >= 0),
+    updated_at             timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE VIEW pgqueue.queue_stats AS

@@ -30,7 +30,7 @@ def _parse_json(text: str, what: str, kind: type) -> Any:
     return value
 
 
-def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
@@ -115,7 +115,7 @@ def jobs_list(
     if as_json:
         emit_json([_job_dict(j) for j in jobs])
     else:
-        _table([_job_dict(j) for j in jobs], JOB_SUMMARY)
+        table([_job_dict(j) for j in jobs], JOB_SUMMARY)
 
 
 @jobs_cli.command("show")
@@ -184,7 +184,7 @@ def dead_list(
     if as_json:
         emit_json([_job_dict(j) for j in jobs])
     else:
-        _table([_job_dict(j) for j in jobs], ("id", "queue", "task", "attempts", "last_error"))
+        table([_job_dict(j) for j in jobs], ("id", "queue", "task", "attempts", "last_error"))
 
 
 @dead_cli.command("replay")
@@ -208,15 +208,3 @@ STATS_COLUMNS = (
     "queue", "queued", "scheduled", "running", "retrying", "dead",
     "done_last_minute", "oldest_waiting_seconds",
 )  # fmt: skip
-
-
-@cli.command()
-def stats(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
-    """Per queue: waiting, scheduled, running, retrying, dead, last-minute throughput."""
-    rows = plain_app(dsn).queue_stats()
-    if as_json:
-        emit_json(rows)
-    elif not rows:
-        typer.echo("no jobs")
-    else:
-        _table(rows, STATS_COLUMNS)

@@ -77,3 +77,22 @@ SELECT queue,
 FROM pgqueue.jobs
 GROUP BY queue
 ORDER BY queue
+
+-- name: purge
+-- Delete one batch of jobs matching explicit filters (never running ones).
+WITH victims AS (
+    SELECT id
+    FROM pgqueue.jobs
+    WHERE status <> 'running'
+      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+      AND (%(task)s::text IS NULL OR task = %(task)s)
+      AND (%(older_than)s::float8 IS NULL
+           OR created_at <= now() - make_interval(secs => %(older_than)s))
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM pgqueue.jobs AS j
+USING victims
+WHERE j.id = victims.id AND j.status <> 'running'
+RETURNING j.id
