@@ -12,9 +12,12 @@ from pgqueue._errors import (
     QueueFull,
     Retry,
     ScheduleError,
+    ScheduleNotFound,
     WaitTimeout,
 )
 from pgqueue._job import Job
+from pgqueue._queues import QueueSettings
+from pgqueue._schedules import Schedule
 from pgqueue._task import Task, TaskOptions
 
 __version__ = "0.1.0"
@@ -30,9 +33,12 @@ __all__ = [
     "JobSpec",
     "PgQueueError",
     "QueueFull",
+    "QueueSettings",
     "Retry",
     "RetryPolicy",
+    "Schedule",
     "ScheduleError",
+    "ScheduleNotFound",
     "Task",
     "TaskOptions",
     "WaitTimeout",

@@ -12,12 +12,13 @@ from typing import Any, TypeVar, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from pgqueue import _admin, _client, _schedules
+from pgqueue import _admin, _client, _queues, _schedules
 from pgqueue._config import resolve_dsn, unavailable
 from pgqueue._connection import async_connection, sync_connection
-from pgqueue._core import FINISHED, JobSpec, RetryPolicy, enqueue_params
+from pgqueue._core import FINISHED, JobSpec, RetryPolicy, enqueue_query
 from pgqueue._errors import ConfigurationError, JobFailed, JobNotFound, WaitTimeout
 from pgqueue._job import Job
+from pgqueue._queues import QueueSettings
 from pgqueue._sql import query
 from pgqueue._task import Task, TaskConfig
 
@@ -253,9 +254,9 @@ class App:
         if not specs:
             return []
         self._check_specs(specs)
-        params = enqueue_params(specs)  # TypeError on non-JSON, before any I/O
+        statement = enqueue_query(specs)  # TypeError on non-JSON, before any I/O
         with self._connection(connection) as conn:
-            rows = _client.enqueue_sync(conn, specs, params)
+            rows = _client.enqueue_sync(conn, specs, statement)
         return [Job.from_row(r, self) for r in rows]
 
     async def enqueue_many_async(
@@ -265,9 +266,9 @@ class App:
         if not specs:
             return []
         self._check_specs(specs)
-        params = enqueue_params(specs)
+        statement = enqueue_query(specs)
         async with self._aconnection(connection) as conn:
-            rows = await _client.enqueue_async(conn, specs, params)
+            rows = await _client.enqueue_async(conn, specs, statement)
         return [Job.from_row(r, self) for r in rows]
 
     @staticmethod
@@ -334,6 +335,10 @@ class App:
         """Requeue dead jobs (``queue``, ``task``, ``since``, ``batch_size``, ``limit``)."""
         return _admin.replay_dead(self, **filters)
 
+    def purge(self, **filters: Any) -> int:
+        """Delete jobs by ``statuses``, ``queue``, ``task``, ``older_than`` (at least one)."""
+        return _admin.purge(self, **filters)
+
     def queue_stats(self) -> list[dict[str, Any]]:
         """Per queue: queued, scheduled, running, retrying, dead, throughput, oldest age."""
         return _admin.queue_stats(self)
@@ -381,16 +386,16 @@ class App:
         """Declare a schedule in code for a task (or a task name); see ``cron``."""
         return _schedules.declare(self, task, cron, options)
 
-    def sync_schedules(self, *, disable_undeclared: bool = True) -> _schedules.SyncResult:
-        """Upsert declared schedules; disable (not delete) those no longer declared."""
+    def sync_schedules(self, *, disable_undeclared: bool | None = None) -> _schedules.SyncResult:
+        """Upsert declared schedules; disable (not delete) those no longer declared
+        (by default only when this app declares at least one)."""
         return _schedules.sync(self, disable_undeclared=disable_undeclared)
 
     def add_schedule(
         self, name: str, *, cron: str, task: str, replace: bool = False, **options: Any
     ) -> _schedules.Schedule:
         """Add a schedule at runtime, no deploy (``sync_schedules`` leaves it alone)."""
-        schedule = _schedules.Schedule(name=name, cron=cron, task=task, **options)
-        return _schedules.add(self, schedule, replace_existing=replace)
+        return _schedules.add(self, name, cron, task, options, replace_existing=replace)
 
     def list_schedules(self) -> list[_schedules.Schedule]:
         return _schedules.list_all(self)
@@ -411,6 +416,23 @@ class App:
     def run_schedule_now(self, name: str) -> Job:
         """Enqueue the schedule's job once, now; its timetable is unchanged."""
         return _schedules.run_now(self, name)
+
+    # -- queue controls --------------------------------------------------------
+
+    def pause_queue(self, name: str) -> QueueSettings:
+        """Stop every worker on every host from claiming jobs of this queue."""
+        return _queues.set_queue(self, name, paused=True)
+
+    def resume_queue(self, name: str) -> QueueSettings:
+        return _queues.set_queue(self, name, paused=False)
+
+    def set_queue(self, name: str, **settings: Any) -> QueueSettings:
+        """Set ``max_running``, ``rate_limit``/``rate_period``, ``max_depth``,
+        ``retention``, ``dead_retention`` (seconds); ``clear=("max_depth",)`` unsets."""
+        return _queues.set_queue(self, name, **settings)
+
+    def list_queues(self) -> list[QueueSettings]:
+        return _queues.list_queues(self)
 
     # -- results ---------------------------------------------------------------
 
@@ -457,3 +479,57 @@ class App:
                 async for note in aconn.notifies(timeout=slice_, stop_after=1):
                     if str(job_id) in note.payload.split(","):
                         break
+
+    # -- worker ------------------------------------------------------------------
+
+    def run_worker(
+        self,
+        queues: str | Sequence[str] | None = None,
+        *,
+        concurrency: int = 10,
+        processes: int = 1,
+        until_empty: bool = False,
+        **options: Any,
+    ) -> int:
+        """Run a worker until stopped (or, ``until_empty``, drained); returns its exit code.
+
+        ``queues`` in priority order (``"critical,default"`` or a list; ``"a:3,b:1"``
+        for weighted fairness); other options: see ``pgqueue.worker.WorkerConfig``.
+        """
+        from pgqueue.worker import run_worker
+
+        return run_worker(self, _worker_config(queues, concurrency, processes, until_empty,
+                                               options))  # fmt: skip
+
+    async def run_worker_async(
+        self,
+        queues: str | Sequence[str] | None = None,
+        *,
+        concurrency: int = 10,
+        until_empty: bool = False,
+        **options: Any,
+    ) -> int:
+        """``run_worker`` on the running event loop (one process)."""
+        from pgqueue.worker import run_worker_async
+
+        return await run_worker_async(self, _worker_config(queues, concurrency, 1, until_empty,
+                                                           options))  # fmt: skip
+
+
+def _worker_config(
+    queues: str | Sequence[str] | None,
+    concurrency: int,
+    processes: int,
+    until_empty: bool,
+    options: dict[str, Any],
+) -> Any:
+    from pgqueue.worker import WorkerConfig, parse_queues
+
+    if isinstance(queues, str):
+        names, weights = parse_queues(queues)
+        options.setdefault("weights", weights)
+    else:
+        names = tuple(queues) if queues is not None else None
+    return WorkerConfig(queues=names, concurrency=concurrency, processes=processes,
+                        until_empty=until_empty, **options)  # fmt: skip
+

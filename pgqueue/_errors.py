@@ -9,6 +9,7 @@ Exception hierarchy::
     ├── JobFailed                 job.wait(): the job ended dead or cancelled
     ├── WaitTimeout               job.wait(): still unfinished (also a TimeoutError)
     ├── ScheduleError             invalid cron expression or time zone (also a ValueError)
+    │   └── ScheduleNotFound      no schedule with that name (also a LookupError)
     └── QueueFull                 enqueue beyond a queue's maximum depth
 
 Raised by task code to steer its own job (not errors of pgqueue)::
@@ -53,6 +54,12 @@ class WaitTimeout(PgQueueError, TimeoutError):
 
 
 class ScheduleError(PgQueueError, ValueError):
+    __module__ = "pgqueue"
+
+
+class ScheduleNotFound(ScheduleError, LookupError):
+    """No schedule with that name."""
+
     __module__ = "pgqueue"
 
 
