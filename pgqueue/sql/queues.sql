@@ -17,7 +17,8 @@ ON CONFLICT (name) DO UPDATE SET
                      THEN NULL ELSE coalesce(%(retention)s, q.retention) END,
     dead_retention = CASE WHEN %(clear)s::text[] @> ARRAY['dead_retention']
                           THEN NULL ELSE coalesce(%(dead_retention)s, q.dead_retention) END,
-    rate_tokens = NULL,
+    rate_window_start = NULL,
+    rate_window_count = 0,
     updated_at = now()
 RETURNING name, paused, max_running, rate_limit, rate_period, max_depth, retention,
           dead_retention
