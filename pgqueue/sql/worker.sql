@@ -1,16 +1,22 @@
 -- name: claim
 -- Lease up to %(limit)s ready jobs, queues in the listed order, each queue by priority DESC, run_at, id.
 -- The per-queue LATERAL reads jobs_claim_idx (queue, priority DESC, run_at, id) WHERE status IN ('queued','failed').
+-- Paused queues are skipped, and so are limited ones (max_running, rate_limit): claim_limited takes those.
+-- The claim commits without waiting for its WAL flush (synchronous_commit off for this
+-- transaction only): a claim lost in a server crash leaves the job claimable again, and the
+-- lease token fences the first run's outcome, so at-least-once holds and a claim costs no fsync.
 WITH candidates AS (
     SELECT j.id
     FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, pos)
+    CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at
         FROM pgqueue.jobs
         WHERE queue = q.name
           AND status IN ('queued', 'failed')
           AND run_at <= now()
-          AND q.name NOT IN (SELECT name FROM pgqueue.queues WHERE paused)
+          AND q.name NOT IN (SELECT name FROM pgqueue.queues
+                             WHERE paused OR max_running IS NOT NULL OR rate_limit IS NOT NULL)
         ORDER BY priority DESC, run_at, id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED

@@ -1,0 +1,73 @@
+"""The rescuer: jobs whose lease expired go back to the queue, or to dead.
+
+A job's lease lapses when its worker stops renewing it: killed (kill -9,
+OOM), host lost, network cut, or stalled for longer than the lease. Each pass
+takes ``pg_try_advisory_xact_lock`` first, so however many workers run a
+rescuer, one pass runs at a time and the others skip theirs. A rescued job
+counts the lost attempt: it is ``queued`` again while attempts remain, else
+``dead``; either way the loss is appended to its ``errors`` and its queue is
+notified. A pass also forgets workers whose heartbeat stopped long ago
+(``pgqueue.workers``).
+
+A job becomes claimable again within one lease period plus one interval.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pgqueue._sql import query
+from pgqueue.maintenance._loop import MaintenanceLoop
+
+if TYPE_CHECKING:
+    from pgqueue._app import App
+
+RESCUE_INTERVAL = 5.0  # seconds between passes
+RESCUE_BATCH = 1000  # jobs per statement; a pass repeats until a batch comes back short
+WORKER_RETENTION = 600.0  # seconds of silence after which a worker row is removed
+LOCK_KEY = 7250002  # advisory lock of the rescuer (7250001 serialises migrations)
+
+
+class Rescuer(MaintenanceLoop):
+    """Returns expired-lease jobs to ``queued`` (or ``dead``); see the module docstring.
+
+    ``start()`` runs a pass every ``interval`` seconds on a thread of its own and
+    returns at once; ``stop()`` is idempotent; ``run_once()`` runs one pass here.
+    """
+
+    name = "rescuer"
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        interval: float = RESCUE_INTERVAL,
+        batch: int = RESCUE_BATCH,
+        worker_retention: float = WORKER_RETENTION,
+    ) -> None:
+        super().__init__(app, interval)
+        if batch < 1:
+            raise ValueError("rescuer batch must be >= 1")
+        self.batch = batch
+        self.worker_retention = worker_retention
+        self.rescued = 0
+
+    def run_once(self) -> int:
+        """One pass; returns how many jobs it rescued (0 when another rescuer holds the lock)."""
+        conn = self.connection()
+        total = 0
+        with conn.transaction():
+            locked = conn.execute(query("rescuer_lock"), {"key": LOCK_KEY}).fetchone()
+            if not locked or not locked[0]:
+                return 0
+            while True:
+                rows = conn.execute(query("rescue"), {"limit": self.batch}).fetchall()
+                for job_id, status, queue, _ in rows:
+                    self.logger.warning("event=rescue job=%s queue=%s status=%s",
+                                        job_id, queue, status)  # fmt: skip
+                total += len(rows)
+                if len(rows) < self.batch:
+                    break
+            conn.execute(query("workers_prune"), {"seconds": self.worker_retention})
+        self.rescued += total
+        return total

@@ -1,0 +1,234 @@
+"""The completer: records job outcomes in batches, one ``complete`` statement per flush.
+
+Outcomes arrive from the event loop and from task threads (``add`` is
+thread-safe and cheap); a thread of its own, with its own connection, flushes
+them as soon as the first arrives, after lingering a couple of milliseconds so
+that a busy worker sends one statement for many jobs. While a flush is in
+flight the next batch gathers. ``stop`` flushes what is left.
+
+Every row is fenced by ``status = 'running'`` and the lease token: an outcome
+for a job whose lease was lost (rescued, re-claimed) changes nothing and is
+logged as ``fenced``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from pgqueue._sql import query
+from pgqueue.worker._claimed import Outcome
+from pgqueue.worker._connect import Backoff, connect, first_line
+from pgqueue.worker._log import log
+
+if TYPE_CHECKING:
+    from pgqueue._app import App
+
+STOP_RETRY_FOR = 10.0  # seconds stop() keeps retrying a flush while the database is down
+RETRY_WAKE_SPACING = 0.05  # seconds: retries due this close together share one wake-up
+
+
+def complete_params(batch: Sequence[Outcome]) -> dict[str, list[Any]]:
+    """The ``complete`` query's arrays, one element per outcome."""
+    ids, tokens, statuses, results, delays, errors, entries = zip(*batch, strict=True)
+    return {
+        "ids": list(ids),
+        "tokens": list(tokens),
+        "statuses": list(statuses),
+        "results": list(results),
+        "delays": list(delays),
+        "errors": list(errors),
+        "entries": list(entries),
+    }
+
+
+def run_complete(conn: psycopg.Connection[Any], batch: Sequence[Outcome]) -> set[int]:
+    """Execute ``complete`` for ``batch``; returns the ids it recorded (the rest were fenced)."""
+    cur = conn.execute(query("complete"), complete_params(batch))
+    return {row[0] for row in cur.fetchall()}
+
+
+async def run_complete_async(
+    conn: psycopg.AsyncConnection[Any], batch: Sequence[Outcome]
+) -> set[int]:
+    cur = await conn.execute(query("complete"), complete_params(batch))
+    return {row[0] for row in await cur.fetchall()}
+
+
+def wake_times(delays: list[float]) -> list[float]:
+    """When to claim again for these retry delays: at most one wake per
+    ``RETRY_WAKE_SPACING`` seconds (a wake claims every job due by then), the
+    last delay always included."""
+    times: list[float] = []
+    for delay in sorted(delays):
+        if times and delay - times[-1] < RETRY_WAKE_SPACING:
+            times[-1] = delay
+        else:
+            times.append(delay)
+    return times
+
+
+class Completer:
+    """Batches outcomes; see the module docstring."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        batch: int,
+        linger: float,
+        on_retry: Callable[[list[float]], None] | None = None,
+    ) -> None:
+        self._app = app
+        self._batch = batch
+        self._linger = linger
+        self._on_retry = on_retry
+        self._lock = threading.Lock()
+        self._buffer: list[Outcome] = []
+        self._inflight: Sequence[Outcome] = ()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self.flushes = 0
+        self.recorded = 0
+
+    # -- producer side -------------------------------------------------------
+
+    def add(self, outcome: Outcome) -> None:
+        with self._lock:
+            self._buffer.append(outcome)
+            first = len(self._buffer) == 1
+        if first:
+            self._wake.set()
+
+    def pending(self) -> list[Outcome]:
+        """Outcomes not yet recorded (the heartbeat keeps their leases alive)."""
+        with self._lock:
+            return [*self._inflight, *self._buffer]
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._buffer and not self._inflight
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pgqueue-completer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Flush everything and stop; idempotent."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- the flushing thread -------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._linger and not self._stopping and len(self._buffer) < self._batch:
+                time.sleep(self._linger)
+            with self._lock:
+                batch = self._buffer[: self._batch]
+                del self._buffer[: self._batch]
+                self._inflight = batch
+                if not self._buffer:
+                    self._wake.clear()
+            if batch:
+                self._flush(batch)
+            with self._lock:
+                self._inflight = ()
+                done = self._stopping and not self._buffer
+            if done:
+                return
+
+    def _flush(self, batch: list[Outcome]) -> None:
+        backoff = Backoff()
+        deadline: float | None = None
+        while True:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = connect(self._app)
+                recorded = run_complete(self._conn, batch)
+                break
+            except psycopg.OperationalError as exc:
+                self._drop_connection()
+                if self._stopping:
+                    deadline = deadline or time.monotonic() + STOP_RETRY_FOR
+                    if time.monotonic() > deadline:
+                        ids = ",".join(str(o[0]) for o in batch)
+                        log(
+                            logging.ERROR,
+                            "complete_lost",
+                            jobs=ids,
+                            error=first_line(exc),
+                            note="outcomes not recorded; the rescuer will re-run these jobs",
+                        )
+                        return
+                delay = backoff.next()
+                log(
+                    logging.WARNING,
+                    "complete_retry",
+                    jobs=len(batch),
+                    error=first_line(exc),
+                    retry_in=delay,
+                )
+                time.sleep(delay)
+            except psycopg.Error as exc:
+                if len(batch) == 1:
+                    recorded = self._unstorable(batch[0], exc)
+                    break
+                # One bad row (say a result PostgreSQL's jsonb rejects) must not sink the rest.
+                for outcome in batch:
+                    self._flush([outcome])
+                return
+        self.flushes += 1
+        self.recorded += len(recorded)
+        self._after(batch, recorded)
+
+    def _unstorable(self, outcome: Outcome, exc: psycopg.Error) -> set[int]:
+        assert self._conn is not None
+        error = f"OutcomeRejected: PostgreSQL refused the job's outcome: {first_line(exc)}"
+        status = "failed" if outcome[2] == "failed" else "dead"
+        replacement: Outcome = (outcome[0], outcome[1], status, None, outcome[4], error, None)
+        try:
+            return run_complete(self._conn, [replacement])
+        except psycopg.Error:
+            self._drop_connection()
+            return set()
+
+    def _after(self, batch: list[Outcome], recorded: set[int]) -> None:
+        delays: list[float] = []
+        for outcome in batch:
+            if outcome[0] not in recorded:
+                log(
+                    logging.WARNING,
+                    "fenced",
+                    job=outcome[0],
+                    status=outcome[2],
+                    note="lease lost before completion; outcome discarded",
+                )
+            elif outcome[2] == "failed":
+                delays.append(outcome[4] or 0.0)
+        if delays and self._on_retry is not None:
+            self._on_retry(wake_times(delays))
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None

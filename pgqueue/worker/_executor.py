@@ -1,0 +1,350 @@
+"""The executor: runs one claimed job and maps what happened to an ``Outcome``.
+
+* Sync tasks run on the worker's task threads, async tasks on the event loop.
+* Success: the result must be JSON (a non-JSON result fails the attempt).
+* ``Retry(delay)``: ``failed`` with that delay (or the backoff) while attempts
+  remain, else ``dead``; ``Discard(reason)``: ``dead`` at once; any other
+  exception: ``failed`` with exponential backoff and full jitter
+  (``TaskConfig.retry``, else ``App(retry=...)``) while attempts remain, else
+  ``dead``. Every attempt's error and traceback go to the job's ``errors``.
+* Unknown task name: ``dead``, with a message naming it; the worker goes on.
+* Cancellation requested (``pgqueue cancel`` on a running job, seen by the
+  heartbeat): an async task is cancelled and its job ends ``cancelled``; a
+  sync task cannot be interrupted and runs to its end.
+* Timeout (``TaskConfig.timeout``): async tasks are cancelled; a sync task
+  cannot be interrupted, so the job is failed at once and its thread is
+  abandoned (replaced; it exits when the function returns, result discarded).
+* Transactional tasks get ``connection=`` (psycopg ``Connection`` for sync
+  tasks, ``AsyncConnection`` for async ones) inside a transaction; the job's
+  ``complete`` runs on that connection before the commit, so the task's writes
+  and the job's success commit together, or not at all (lease lost: rollback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pgqueue._core import RetryPolicy, dumps, format_error
+from pgqueue._errors import Discard, Retry
+from pgqueue.worker._claimed import Claimed, Outcome
+from pgqueue.worker._completer import run_complete, run_complete_async
+from pgqueue.worker._log import kv, logger
+from pgqueue.worker._threads import ThreadRunner
+
+if TYPE_CHECKING:
+    from pgqueue._app import App
+    from pgqueue.metrics import WorkerMetrics
+
+Finish = Callable[[Claimed, "Outcome | None"], bool]
+
+DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR
+
+
+class JobTimeout(Exception):
+    """The attempt ran longer than the task's ``timeout``."""
+
+
+class JobCancelled(Exception):
+    """Cancellation was requested while the job ran (async tasks only)."""
+
+
+class _Rollback(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+class _Fenced(Exception):
+    pass
+
+
+class Plan:
+    """What the executor needs of a task, resolved once per task name."""
+
+    __slots__ = ("fn", "is_async", "lease", "retry", "timeout", "transactional")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        is_async: bool,
+        timeout: float | None,
+        lease: float | None,
+        retry: RetryPolicy,
+        transactional: bool,
+    ) -> None:
+        self.fn = fn
+        self.is_async = is_async
+        self.timeout = timeout
+        self.lease = lease
+        self.retry = retry
+        self.transactional = transactional
+
+
+class Executor:
+    def __init__(self, app: App, finish: Finish, *, threads: int) -> None:
+        self._app = app
+        self._finish = finish
+        self._plans: dict[str, Plan | None] = {}
+        self.threads = ThreadRunner(threads, self._run_sync_item)
+        self.atasks: dict[int, asyncio.Task[None]] = {}
+        self._reasons: dict[int, str] = {}  # job id -> why its async task was cancelled
+        self.metrics: WorkerMetrics | None = None  # Prometheus hooks, when enabled
+        self.used_apool = False  # the app's async pool lives on this loop: close it at the end
+
+    def plan(self, name: str) -> Plan | None:
+        try:
+            return self._plans[name]
+        except KeyError:
+            pass
+        task = self._app.tasks.get(name)
+        plan = None
+        if task is not None and task.fn is not None:
+            cfg = task.config
+            plan = Plan(
+                task.fn,
+                task.is_async,
+                cfg.timeout,
+                cfg.lease,
+                cfg.retry or self._app.retry,
+                cfg.transactional,
+            )
+        self._plans[name] = plan
+        return plan
+
+    # -- dispatch (event loop thread) -----------------------------------------
+
+    def dispatch(self, job: Claimed, loop: asyncio.AbstractEventLoop) -> None:
+        plan = self._plans.get(job.task) or self.plan(job.task)
+        if plan is None:
+            self._finish(job, self._unknown(job))
+            return
+        if plan.lease is not None:
+            job.lease = plan.lease  # the next heartbeat applies it
+        if plan.timeout is not None:
+            job.deadline = time.monotonic() + plan.timeout  # the worker's watchdog enforces it
+        if plan.is_async:
+            self.atasks[job.id] = loop.create_task(self._run_async(job, plan))
+        else:
+            self.threads.submit((job, plan))
+
+    def expire(self, job: Claimed) -> None:
+        """``job`` overran its timeout (called by the worker's watchdog, on the loop)."""
+        plan = self._plans.get(job.task)
+        if plan is None:
+            return
+        if plan.is_async:
+            self.cancel(job.id, "timeout")
+        else:
+            self._sync_timeout(job, plan)
+
+    def cancel(self, job_id: int, reason: str) -> bool:
+        """Cancel a running async job (reason: timeout, cancel, abort)."""
+        task = self.atasks.get(job_id)
+        if task is None or task.done():
+            return False
+        self._reasons.setdefault(job_id, reason)
+        task.cancel()
+        return True
+
+    # -- sync tasks (task threads) -----------------------------------------------
+
+    def _run_sync_item(self, item: tuple[Claimed, Plan]) -> bool:
+        job, plan = item
+        job.started = True
+        job.t0 = time.monotonic()
+        if logger.isEnabledFor(DEBUG):
+            self._log_start(job)
+        outcome: Outcome | None
+        try:
+            if plan.transactional:
+                outcome = self._run_sync_tx(job, plan)
+            else:
+                outcome = self._success(job, plan, plan.fn(*job.args, **job.kwargs))
+        except BaseException as exc:
+            outcome = self._failure(job, plan, exc)
+        return self._finish(job, outcome)
+
+    def _run_sync_tx(self, job: Claimed, plan: Plan) -> Outcome | None:
+        with self._app.pool().connection() as conn:
+            try:
+                with conn.transaction():
+                    result = plan.fn(*job.args, connection=conn, **job.kwargs)
+                    outcome = self._success(job, plan, result)
+                    if outcome[2] != "succeeded":
+                        raise _Rollback(outcome)
+                    if not run_complete(conn, [outcome]):
+                        raise _Fenced
+            except _Rollback as rollback:
+                return rollback.outcome
+            except _Fenced:
+                self._log_fenced(job)
+        return None
+
+    def _sync_timeout(self, job: Claimed, plan: Plan) -> None:
+        outcome = self._failure(job, plan, self._timeout_error(job, plan), tb="")
+        if self._finish(job, outcome):
+            self.threads.replace()
+            if logger.isEnabledFor(WARNING):
+                logger.warning(
+                    kv(
+                        "abandon",
+                        job=job.id,
+                        task=job.task,
+                        note="sync task overran its timeout; its thread is abandoned",
+                    )
+                )
+
+    # -- async tasks (event loop) ---------------------------------------------
+
+    async def _run_async(self, job: Claimed, plan: Plan) -> None:
+        job.started = True
+        job.t0 = time.monotonic()
+        if logger.isEnabledFor(DEBUG):
+            self._log_start(job)
+        outcome: Outcome | None
+        try:
+            if plan.transactional:
+                outcome = await self._run_async_tx(job, plan)
+            else:
+                outcome = self._success(job, plan, await plan.fn(*job.args, **job.kwargs))
+        except asyncio.CancelledError:
+            reason = self._reasons.pop(job.id, "abort")
+            if reason == "abort":
+                return  # shutdown: the worker releases the job
+            exc: BaseException = (
+                self._timeout_error(job, plan)
+                if reason == "timeout"
+                else JobCancelled("cancellation requested")
+            )
+            outcome = self._failure(job, plan, exc, tb="")
+        except BaseException as exc:
+            outcome = self._failure(job, plan, exc)
+        finally:
+            self.atasks.pop(job.id, None)
+        self._reasons.pop(job.id, None)
+        self._finish(job, outcome)
+
+    async def _run_async_tx(self, job: Claimed, plan: Plan) -> Outcome | None:
+        self.used_apool = True
+        apool = await self._app.apool()
+        async with apool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    result = await plan.fn(*job.args, connection=conn, **job.kwargs)
+                    outcome = self._success(job, plan, result)
+                    if outcome[2] != "succeeded":
+                        raise _Rollback(outcome)
+                    if not await run_complete_async(conn, [outcome]):
+                        raise _Fenced
+            except _Rollback as rollback:
+                return rollback.outcome
+            except _Fenced:
+                self._log_fenced(job)
+        return None
+
+    # -- outcomes ------------------------------------------------------------------
+
+    def _success(self, job: Claimed, plan: Plan, result: Any) -> Outcome:
+        data = None
+        if result is not None:
+            try:
+                data = dumps(result, f"the result of task {job.task}")
+            except TypeError as exc:
+                return self._failure(job, plan, exc, tb="")
+        if logger.isEnabledFor(INFO):
+            logger.info(
+                kv(
+                    "success",
+                    job=job.id,
+                    task=job.task,
+                    queue=job.queue,
+                    attempt=job.attempts,
+                    duration=time.monotonic() - job.t0,
+                )
+            )
+        if self.metrics is not None:
+            self.metrics.on_finished(job.task, "succeeded", time.monotonic() - job.t0)
+        return (job.id, job.token, "succeeded", data, None, None, None)
+
+    def _failure(
+        self, job: Claimed, plan: Plan, exc: BaseException, tb: str | None = None
+    ) -> Outcome:
+        if tb is None:
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        entry = format_error(exc, job.attempts, tb, datetime.now(timezone.utc))
+        delay: float | None = None
+        if isinstance(exc, JobCancelled):
+            status = "cancelled"
+        elif isinstance(exc, Discard) or job.attempts >= job.max_attempts:
+            status = "dead"
+        else:
+            status = "failed"
+            given = exc.delay if isinstance(exc, Retry) else None
+            delay = max(0.0, given) if given is not None else plan.retry.delay(job.attempts)
+        entry["status"] = status
+        self._log_failure(job, status, entry["error"], delay)
+        return (job.id, job.token, status, None, delay, entry["error"], dumps(entry, "error entry"))
+
+    def _unknown(self, job: Claimed) -> Outcome:
+        known = ", ".join(sorted(self._app.tasks)) or "none"
+        error = (
+            f"UnknownTask: no task named {job.task!r} is registered in this worker's "
+            f"app (known: {known})"
+        )
+        entry = {
+            "attempt": job.attempts,
+            "at": datetime.now(timezone.utc).isoformat(),
+            "error": error,
+            "traceback": "",
+            "status": "dead",
+        }
+        self._log_failure(job, "dead", error, None)
+        return (job.id, job.token, "dead", None, None, error, dumps(entry, "error entry"))
+
+    @staticmethod
+    def _timeout_error(job: Claimed, plan: Plan) -> JobTimeout:
+        return JobTimeout(f"task {job.task} exceeded its timeout of {plan.timeout}s")
+
+    # -- logging -------------------------------------------------------------------
+
+    @staticmethod
+    def _log_start(job: Claimed) -> None:
+        logger.debug(kv("start", job=job.id, task=job.task, queue=job.queue, attempt=job.attempts))
+
+    def _log_failure(self, job: Claimed, status: str, error: str, delay: float | None) -> None:
+        duration = time.monotonic() - job.t0 if job.t0 else None
+        if self.metrics is not None:
+            self.metrics.on_finished(job.task, status, duration or 0.0)
+        level = ERROR if status == "dead" else WARNING
+        if logger.isEnabledFor(level):
+            event = {"dead": "dead", "failed": "retry"}.get(status, status)
+            logger.log(
+                level,
+                kv(
+                    event,
+                    job=job.id,
+                    task=job.task,
+                    queue=job.queue,
+                    attempt=job.attempts,
+                    max_attempts=job.max_attempts,
+                    duration=duration,
+                    retry_in=delay,
+                    error=error,
+                ),
+            )
+
+    @staticmethod
+    def _log_fenced(job: Claimed) -> None:
+        logger.warning(
+            kv(
+                "fenced",
+                job=job.id,
+                task=job.task,
+                note="lease lost; the transaction was rolled back",
+            )
+        )

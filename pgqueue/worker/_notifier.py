@@ -1,0 +1,84 @@
+"""The notifier: one LISTEN connection per worker process, waking the claim loop.
+
+Producers send ``NOTIFY pgqueue_jobs, '<queue>'`` once per queue per
+transaction (the enqueue statement does it). A notification for one of our
+queues sets the worker's wake event. When the connection drops, the notifier
+reconnects with backoff, LISTENs again and then wakes the loop once, so jobs
+committed while it was away are fetched at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from pgqueue._app import JOBS_CHANNEL
+from pgqueue.worker._connect import Backoff, aconnect, first_line
+from pgqueue.worker._log import log
+
+if TYPE_CHECKING:
+    from pgqueue._app import App
+
+
+class Notifier:
+    """LISTENs on ``pgqueue_jobs`` and sets ``wake`` for our queues."""
+
+    def __init__(self, app: App, dsn: str, queues: Iterable[str], wake: asyncio.Event) -> None:
+        self._app = app
+        self._dsn = dsn
+        self._queues = frozenset(queues)
+        self._wake = wake
+        self._task: asyncio.Task[None] | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="pgqueue-notifier"
+            )
+
+    async def stop(self) -> None:
+        """Stop listening; idempotent."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._close()
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        self.connected.clear()
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _run(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                self._conn = await aconnect(self._app, self._dsn)
+                await self._conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                if backoff.failures:
+                    log(logging.INFO, "listen_restored", after_failures=backoff.failures)
+                    self.reconnects += 1
+                backoff.reset()
+                self.connected.set()
+                self._wake.set()  # whatever was committed while we were away
+                async for note in self._conn.notifies():
+                    if note.payload in self._queues:
+                        self._wake.set()
+                await self._close()  # the stream ended without an error: start over
+            except (psycopg.Error, OSError) as exc:
+                await self._close()
+                delay = backoff.next()
+                log(logging.WARNING, "listen_lost", error=first_line(exc), retry_in=delay)
+                self._wake.set()  # poll once now: the database may be back already
+                await asyncio.sleep(delay)

@@ -1,0 +1,74 @@
+"""What a worker process runs beside its jobs: maintenance loops and metrics.
+
+* The rescuer (expired leases) in every worker process: its passes take an
+  advisory lock, so many rescuers cost one pass at a time.
+* The scheduler (cron, after upserting the app's schedules) and the pruner
+  (retention), in one process per supervisor (child 0), and never in burst
+  mode (``until_empty``: a cron fire would keep a draining worker alive).
+* Prometheus metrics on ``metrics_port`` (child k of a supervisor on port + k).
+
+Each runs on a thread of its own with its own connection; ``stop`` is idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from pgqueue.maintenance.rescuer import Rescuer
+
+if TYPE_CHECKING:
+    from pgqueue._app import App
+    from pgqueue.metrics import WorkerMetrics
+    from pgqueue.worker._config import WorkerConfig
+
+
+class Services:
+    def __init__(self, app: App, config: WorkerConfig) -> None:
+        self._app = app
+        self._config = config
+        self.rescuer: Rescuer | None = None
+        self.metrics: WorkerMetrics | None = None
+        self._loops: list[Any] = []
+        self._rescued_seen = 0
+
+    def start(self) -> None:
+        cfg = self._config
+        if cfg.metrics_port is not None:
+            from pgqueue.metrics import WorkerMetrics
+
+            self.metrics = WorkerMetrics(self._app)
+            self.metrics.serve(cfg.metrics_port)
+        if cfg.rescue:
+            self.rescuer = Rescuer(self._app, interval=cfg.rescue_interval)
+            self._loops.append(self.rescuer)
+        if not cfg.until_empty:
+            if cfg.scheduler:
+                from pgqueue.maintenance.scheduler import Scheduler
+
+                self._loops.append(Scheduler(self._app))
+            if cfg.pruner:
+                from pgqueue.maintenance.pruner import Pruner
+
+                self._loops.append(Pruner(self._app))
+        for loop in self._loops:
+            loop.start()
+
+    def tick(self, busy: int, total: int) -> None:
+        """Refresh the slot and rescue gauges (about once a second)."""
+        if self.metrics is None:
+            return
+        self.metrics.on_slots(busy, total)
+        if self.rescuer is not None:
+            rescued = self.rescuer.rescued
+            self.metrics.on_rescued(rescued - self._rescued_seen)
+            self._rescued_seen = rescued
+
+    def stop(self) -> None:
+        loops, self._loops = self._loops, []
+        for loop in loops:
+            loop.stop()
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):
+                self.metrics.close()
+            self.metrics = None

@@ -1,0 +1,212 @@
+"""The supervisor: ``--processes P`` worker processes under one parent.
+
+* Children are forked by default (POSIX): the app object is inherited, so it
+  need not be importable by name; pass ``start_method="spawn"`` (and
+  ``app_spec="module:attr"``) for a fresh interpreter per child. The parent
+  resolves the DSN once (starting the embedded database if need be) and opens
+  no connection itself; a child drops any pool it inherited.
+* A child that crashes is restarted, with a backoff when it keeps crashing
+  fast; a child that reaches ``max_tasks_per_child`` exits with code 75 and
+  is replaced at once. In burst mode a child that exits 0 (its queues are
+  drained) is not replaced.
+* Child 0 runs the scheduler and the pruner (when enabled); every child runs
+  a rescuer; child k serves metrics on ``metrics_port + k``.
+* SIGTERM/SIGINT to the parent: SIGTERM to every child (graceful), a second
+  signal forwards a second SIGTERM (children abort). Children ignore SIGINT,
+  so Ctrl-C in a terminal reaches them once, through the parent. A child
+  whose parent vanished (kill -9) shuts itself down.
+* Exit code: 0 when every child ended cleanly, else 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from pgqueue._errors import ConfigurationError
+from pgqueue.worker._config import EXIT_ABORTED, EXIT_OK, RECYCLE_EXIT_CODE, WorkerConfig
+from pgqueue.worker._log import log
+
+if TYPE_CHECKING:
+    from pgqueue._app import App
+
+RESTART_BACKOFF_MIN = 0.5  # seconds before restarting a child that crashed fast ...
+RESTART_BACKOFF_MAX = 30.0  # ... doubling up to this
+HEALTHY_AFTER = 10.0  # a child that ran this long resets its backoff
+SUPERVISE_TICK = 0.2  # seconds between checks
+
+
+def import_app(spec: str, dsn: str | None = None) -> App:
+    """``module:attribute`` -> the App it names (spawned children)."""
+    from pgqueue._app import App
+
+    module_name, _, attr = spec.partition(":")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    obj: Any = getattr(importlib.import_module(module_name), attr or "app", None)
+    if not isinstance(obj, App):
+        raise ConfigurationError(f"{spec!r} is not a pgqueue.App")
+    if dsn:
+        obj._dsn_arg = dsn
+        obj._dsn = dsn
+    return obj
+
+
+def _child_main(app: App | str, dsn: str, config: WorkerConfig) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from pgqueue.worker._worker import Worker
+
+    if isinstance(app, str):
+        app = import_app(app, dsn)
+    else:
+        # Forked: pools and locks belong to the parent's threads; start afresh
+        # (never close them here: the sockets are shared with the parent).
+        app._pool = None
+        app._apool = None
+        app._lock = threading.Lock()
+    sys.exit(Worker(app, config).run())
+
+
+class _Slot:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: BaseProcess | None = None
+        self.started_at = 0.0
+        self.backoff = 0.0
+        self.restart_at = 0.0
+        self.done = False
+        self.last_code: int | None = None
+
+
+class Supervisor:
+    def __init__(self, app: App, config: WorkerConfig) -> None:
+        self.app = app
+        self.config = config
+        method = config.start_method or (
+            "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        if method == "spawn" and not config.app_spec:
+            raise ConfigurationError("spawned worker processes need app_spec='module:attr'")
+        self._ctx: Any = multiprocessing.get_context(method)
+        self._method = method
+        self._signals = 0
+        self.restarts = 0
+
+    def run(self) -> int:
+        dsn = self.app.dsn
+        child = self.config.with_(
+            processes=1,
+            max_tasks_per_child=None,
+            max_tasks=self.config.max_tasks_per_child,
+            parent_pid=os.getpid(),
+            worker_id=None,
+        )
+        target_app: App | str = self.app if self._method == "fork" else str(self.config.app_spec)
+        slots = [_Slot(i) for i in range(self.config.processes)]
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        log(
+            logging.INFO,
+            "supervisor_start",
+            processes=len(slots),
+            method=self._method,
+            pid=os.getpid(),
+        )
+        try:
+            for slot in slots:
+                self._spawn(slot, target_app, dsn, child)
+            forwarded = 0
+            while not all(s.done for s in slots):
+                sentinels = [s.process.sentinel for s in slots if s.process is not None]
+                multiprocessing.connection.wait(sentinels, timeout=SUPERVISE_TICK)
+                if self._signals > forwarded:
+                    forwarded = self._signals
+                    self._forward(slots)
+                for slot in slots:
+                    self._check(slot, target_app, dsn, child)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        clean = all(s.last_code in (EXIT_OK, RECYCLE_EXIT_CODE) for s in slots)
+        code = EXIT_OK if clean else EXIT_ABORTED
+        log(logging.INFO, "supervisor_stop", exit_code=code, restarts=self.restarts)
+        return code
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+
+    def _forward(self, slots: list[_Slot]) -> None:
+        log(
+            logging.INFO,
+            "supervisor_signal",
+            count=self._signals,
+            action="abort" if self._signals > 1 else "graceful_stop",
+        )
+        for slot in slots:
+            proc = slot.process
+            if proc is not None and proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+            elif proc is None:
+                slot.done = True  # waiting for a restart: stay down
+
+    def _spawn(self, slot: _Slot, app: App | str, dsn: str, config: WorkerConfig) -> None:
+        first = slot.index == 0  # one scheduler and one pruner per supervisor
+        port = config.metrics_port
+        config = config.with_(
+            scheduler=config.scheduler and first,
+            pruner=config.pruner and first,
+            metrics_port=None if port is None else port + slot.index,
+        )
+        proc = self._ctx.Process(
+            target=_child_main, args=(app, dsn, config), name=f"pgqueue-worker-{slot.index}"
+        )
+        proc.start()
+        slot.process = proc
+        slot.started_at = time.monotonic()
+
+    def _check(self, slot: _Slot, app: App | str, dsn: str, config: WorkerConfig) -> None:
+        proc = slot.process
+        now = time.monotonic()
+        if proc is None:
+            if not slot.done and now >= slot.restart_at:
+                self._spawn(slot, app, dsn, config)
+            return
+        if proc.is_alive():
+            return
+        proc.join()
+        code = proc.exitcode
+        slot.last_code = code
+        slot.process = None
+        if self._signals or (code == EXIT_OK and self.config.until_empty):
+            slot.done = True
+            return
+        self.restarts += 1
+        if code in (EXIT_OK, RECYCLE_EXIT_CODE):
+            log(logging.INFO, "child_recycled", index=slot.index, pid=proc.pid)
+            slot.restart_at = now
+            return
+        lived = now - slot.started_at
+        slot.backoff = (
+            0.0
+            if lived >= HEALTHY_AFTER
+            else min(RESTART_BACKOFF_MAX, max(RESTART_BACKOFF_MIN, slot.backoff * 2))
+        )
+        slot.restart_at = now + slot.backoff
+        log(
+            logging.ERROR,
+            "child_crashed",
+            index=slot.index,
+            pid=proc.pid,
+            exit_code=code,
+            restart_in=slot.backoff,
+        )

@@ -1,0 +1,378 @@
+"""The worker: an asyncio loop that claims jobs into free slots and starts them.
+
+Each turn claims up to the number of free slots in ONE statement (``claim``:
+``FOR UPDATE SKIP LOCKED`` through ``jobs_claim_idx``; no transaction stays
+open while jobs run) and hands the jobs to the executor. A full batch means
+there may be more: the loop claims again as soon as slots free up. A short
+batch means the queues are drained: the loop sleeps until a notification for
+one of its queues (``pgqueue_jobs``), a local retry comes due, or the poll
+interval (with jitter) passes.
+
+Around it: the notifier (LISTEN), the completer (batched outcomes), the
+heartbeat (leases, worker row), the services (rescuer, scheduler, pruner,
+metrics) and a watchdog (timeouts, a vanished supervisor); they are started
+in ``_startup.py`` and stopped in ``_shutdown.py``.
+
+Threads: the event loop (claims, dispatch, async tasks), the task threads
+(sync tasks), the completer, the heartbeat and each maintenance loop. A job
+enters ``running`` on the loop and leaves it through ``finish`` from any
+thread, under ``lock``; the loop is woken across threads only when it waits
+for a free slot (or, in burst mode, for the last job), not per job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pgqueue._sql import query
+from pgqueue.worker._claimed import Claimed, Outcome
+from pgqueue.worker._completer import Completer
+from pgqueue.worker._config import EXIT_OK, RECYCLE_EXIT_CODE, WorkerConfig
+from pgqueue.worker._connect import LoopConnection
+from pgqueue.worker._executor import Executor
+from pgqueue.worker._heartbeat import Heartbeat
+from pgqueue.worker._limits import LimitedQueues
+from pgqueue.worker._log import kv, log, logger
+from pgqueue.worker._notifier import Notifier
+from pgqueue.worker._services import Services
+from pgqueue.worker._shutdown import shutdown
+from pgqueue.worker._signals import SignalHandlers
+from pgqueue.worker._startup import startup
+
+if TYPE_CHECKING:
+    from pgqueue._app import App
+
+BURST_RECHECK = 0.25  # seconds: longest idle wait of a burst worker
+
+
+class Worker:
+    """One worker process's runtime: ``run()`` (blocking) or ``await run_async()``.
+
+    ``stop()`` asks for a graceful shutdown and ``abort()`` for an immediate
+    one; both may be called from any thread. Returns the exit code: 0 after a
+    clean drain, 1 when running jobs had to be released, 75 when the worker
+    reached ``max_tasks`` (a supervisor replaces it).
+    """
+
+    def __init__(self, app: App, config: WorkerConfig | None = None) -> None:
+        self.app = app
+        self.config = (config or WorkerConfig()).resolve(app)
+        assert self.config.queues is not None
+        self.queues = list(self.config.queues)
+        self.worker_id = self.config.make_worker_id()
+        self.lease = app.lease
+        self.running: dict[int, Claimed] = {}
+        self.lock = threading.Lock()
+        self.executor = Executor(app, self.finish, threads=self.config.concurrency)
+        self.completer = Completer(
+            app,
+            batch=self.config.completer_batch,
+            linger=self.config.completer_linger,
+            on_retry=self._retry_due,
+        )
+        self.processed = 0  # jobs finished (any outcome) by this worker
+        self.claimed = 0
+        self.undispatched: list[Claimed] = []  # claimed after a stop request: released unstarted
+        self.stopping = False
+        self.aborting: asyncio.Event | None = None
+        self.exit_code = EXIT_OK
+        self._finished_gen = 0
+        self._wake_on_finish = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._wake: asyncio.Event | None = None  # new work may be ready: claim
+        self._progress: asyncio.Event | None = None  # a job finished: a slot is free
+        self._stop_requested: asyncio.Event | None = None
+        self.db = LoopConnection(app, self._sleep, lambda: not self.stopping, self.worker_id)
+        self.notifier: Notifier | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.services = Services(app, self.config)
+        self.limits = LimitedQueues(self.queues)
+        self.background: list[asyncio.Task[None]] = []
+        self._signals = 0
+        self._signal_handlers = SignalHandlers()
+
+    # -- public -----------------------------------------------------------------
+
+    def run(self) -> int:
+        return asyncio.run(self.run_async())
+
+    async def run_async(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self.aborting = asyncio.Event()
+        await startup(self)
+        try:
+            await self._claim_loop()
+        finally:
+            await shutdown(self)
+            self._signal_handlers.remove()
+        return self.exit_code
+
+    def stop(self) -> None:
+        """Stop claiming; let running jobs finish (within the grace period)."""
+        if self._loop is None:
+            self.stopping = True  # not started yet: it will not claim at all
+        self.call(self._request_stop)
+
+    def abort(self) -> None:
+        """Stop now: release running jobs (their attempt counts) and exit."""
+        if self._loop is None:
+            self.stopping = True
+        self.call(self._request_abort)
+
+    # -- the claim loop ------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        cfg = self.config
+        wake = self._wake
+        assert wake is not None
+        while not self.stopping:
+            gen = self._finished_gen
+            free = cfg.concurrency - len(self.running)
+            if cfg.max_tasks is not None:
+                free = min(free, cfg.max_tasks - self.claimed)
+                if free <= 0 and not self.running:
+                    self.exit_code = RECYCLE_EXIT_CODE
+                    return
+            if free <= 0:
+                await self._wait_for_slot(since=gen)
+                if cfg.fetch_cooldown and len(self.running) * 2 > cfg.concurrency:
+                    # Few slots free yet: let more jobs finish, claim them in one go.
+                    await asyncio.sleep(cfg.fetch_cooldown)
+                continue
+            wake.clear()
+            jobs = await self._claim(free)
+            if jobs:
+                self._dispatch(jobs)
+                if len(jobs) == free:
+                    continue  # a full batch: there may be more
+            if self.stopping:
+                return
+            if cfg.until_empty and not jobs and await self._drained():
+                return
+            # Burst mode, or limited queues (a finished job frees a max_running place):
+            # a job finishing here is also a reason to claim again.
+            on_finish = cfg.until_empty or bool(self.limits.names)
+            await self._wait(self._poll_timeout(), since=gen if on_finish else None)
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        queues = self._queue_order()
+        params = {
+            "queues": queues,
+            "limit": limit,
+            "lease": self.lease,
+            "worker_id": self.worker_id,
+        }
+        await self.limits.refresh(self.db)
+        jobs = await self.limits.claim(self.db, queues, params) if self.limits.names else []
+        if len(jobs) < limit:
+            params["limit"] = limit - len(jobs)
+            lease = self.lease
+            jobs += [
+                Claimed(row, lease) for row in await self.db.fetch(query("claim"), params) or ()
+            ]
+        if jobs and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                kv(
+                    "claim",
+                    worker=self.worker_id,
+                    count=len(jobs),
+                    limit=limit,
+                    jobs=",".join(str(j.id) for j in jobs),
+                )
+            )
+        return jobs
+
+    def _dispatch(self, jobs: list[Claimed]) -> None:
+        self.claimed += len(jobs)
+        if self.stopping:  # a signal arrived while the claim was in flight
+            self.undispatched.extend(jobs)
+            return
+        with self.lock:
+            for job in jobs:
+                self.running[job.id] = job
+        dispatch = self.executor.dispatch
+        loop = self._loop
+        assert loop is not None
+        for job in jobs:
+            dispatch(job, loop)
+
+    def _queue_order(self) -> list[str]:
+        weights = self.config.weights
+        if weights is None:
+            return self.queues
+        # Weighted random permutation (Efraimidis-Spirakis): the first queue with
+        # ready jobs wins the claim, so each queue leads in proportion to its weight.
+        keyed = sorted(
+            zip((random.random() ** (1.0 / w) for w in weights), self.queues, strict=True),
+            reverse=True,
+        )
+        return [q for _, q in keyed]
+
+    def _poll_timeout(self) -> float:
+        cfg = self.config
+        # Burst mode re-checks often: other workers' last jobs end without telling us.
+        interval = min(cfg.poll_interval, BURST_RECHECK) if cfg.until_empty else cfg.poll_interval
+        return interval * random.uniform(1 - cfg.poll_jitter, 1 + cfg.poll_jitter)
+
+    async def _wait_for_slot(self, since: int) -> None:
+        """Sleep until a job finishes (or return at once if one did since ``since``)."""
+        progress = self._progress
+        assert progress is not None
+        with self.lock:
+            if self._finished_gen != since:
+                return
+            progress.clear()
+            self._wake_on_finish = True
+        try:
+            await progress.wait()
+        finally:
+            self._wake_on_finish = False
+
+    async def _wait(self, timeout: float | None, since: int | None) -> None:
+        """Sleep until woken (notification, stop, retry due) or ``timeout``.
+
+        With ``since``, a job finishing also wakes us (or we return at once if
+        one finished after that generation was read).
+        """
+        wake = self._wake
+        assert wake is not None
+        if since is not None:
+            with self.lock:
+                if self._finished_gen != since:
+                    return
+                self._wake_on_finish = True
+        try:
+            if timeout is None:
+                await wake.wait()
+            else:
+                await asyncio.wait_for(wake.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._wake_on_finish = False
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep (reconnect backoff); only a stop request cuts it short."""
+        stop = self._stop_requested
+        assert stop is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+
+    async def _drained(self) -> bool:
+        """Burst mode: nothing running here, nothing unfinished in our queues."""
+        if self.running:
+            return False
+        while not self.completer.idle():  # our last outcomes must be recorded first
+            await asyncio.sleep(0.001)
+        rows = await self.db.fetch(query("queues_unfinished"), {"queues": self.queues})
+        return rows is not None and not rows[0][0]
+
+    # -- finishing jobs (any thread) -------------------------------------------------
+
+    def finish(self, job: Claimed, outcome: Outcome | None) -> bool:
+        """Free ``job``'s slot and queue its outcome; False if it was already settled."""
+        with self.lock:
+            if self.running.get(job.id) is not job:
+                return False
+            del self.running[job.id]
+            if outcome is not None:
+                self.completer.add(outcome)
+            self.processed += 1
+            self._finished_gen += 1
+            wake = self._wake_on_finish
+            self._wake_on_finish = False
+        if wake:
+            self.call(self._on_progress)
+        return True
+
+    def take(self, jobs: list[Claimed]) -> list[Claimed]:
+        """Take these jobs back from the running set (shutdown); late outcomes are ignored."""
+        with self.lock:
+            taken = [j for j in jobs if self.running.get(j.id) is j]
+            for job in taken:
+                del self.running[job.id]
+            self._finished_gen += 1
+        return taken
+
+    def _retry_due(self, delays: list[float]) -> None:
+        # From the completer thread, after retries were recorded: claim again when due.
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake_after, delays)
+
+    def _wake_after(self, delays: list[float]) -> None:
+        assert self._loop is not None
+        for delay in delays:
+            self._loop.call_later(delay, self._set_wake)
+
+    # -- signals and cross-thread calls ------------------------------------------------
+
+    def call(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the event loop, from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    @property
+    def wake(self) -> asyncio.Event:
+        assert self._wake is not None
+        return self._wake
+
+    def install_signal_handlers(self) -> None:
+        if self.config.install_signal_handlers and self._loop is not None:
+            self._signal_handlers.install(self._loop, self._on_signal)
+
+    def _set_wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_progress(self) -> None:
+        # A job finished: a slot is free (and, in burst mode, the queues may be drained).
+        if self._progress is not None:
+            self._progress.set()
+        self._set_wake()
+
+    def _request_stop(self) -> None:
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+        if not self.stopping:
+            self.stopping = True
+            log(
+                logging.INFO,
+                "worker_stopping",
+                worker=self.worker_id,
+                running=len(self.running),
+                grace=self.config.shutdown_grace,
+            )
+        self._on_progress()
+
+    def _request_abort(self) -> None:
+        self._request_stop()
+        if self.aborting is not None:
+            self.aborting.set()
+
+    def _on_signal(self, name: str) -> None:
+        self._signals += 1
+        log(
+            logging.WARNING if self._signals > 1 else logging.INFO,
+            "signal",
+            signal=name,
+            action="abort" if self._signals > 1 else "graceful_stop",
+        )
+        if self._signals == 1:
+            self._request_stop()
+        else:
+            self._request_abort()
