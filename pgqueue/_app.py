@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from pgqueue import _admin, _client, _queues, _schedules
-from pgqueue._config import resolve_dsn, unavailable
-from pgqueue._connection import async_connection, sync_connection
-from pgqueue._core import FINISHED, JobSpec, RetryPolicy, enqueue_query
-from pgqueue._errors import ConfigurationError, JobFailed, JobNotFound, WaitTimeout
+from pgqueue import _admin, _client, _queues, _schedules, _wait
+from pgqueue._config import resolve_dsn
+from pgqueue._core import JobSpec, RetryPolicy, enqueue_query
+from pgqueue._errors import ConfigurationError, JobNotFound
 from pgqueue._job import Job
+from pgqueue._pools import PoolOwner
 from pgqueue._queues import QueueSettings
 from pgqueue._sql import query
 from pgqueue._task import Task, TaskConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DONE_CHANNEL = "pgqueue_done"
 JOBS_CHANNEL = "pgqueue_jobs"
 
 
-class App:
+class App(PoolOwner):
     """The entry point: declares tasks, owns the pools, enqueues and inspects jobs.
 
     The DSN comes from ``dsn``, else ``$PGQUEUE_DSN``, else ``$DATABASE_URL``,
@@ -138,109 +133,6 @@ class App:
             return self.tasks[name]
         config = TaskConfig(name=name, queue=queue, priority=priority, max_attempts=max_attempts)
         return Task(self, None, config)
-
-    # -- pools ---------------------------------------------------------------
-
-    def pool(self) -> ConnectionPool[Any]:
-        with self._lock:
-            if self._pool is None:
-                pool: ConnectionPool[Any] = ConnectionPool(
-                    self.dsn,
-                    min_size=self.min_connections,
-                    max_size=self.max_connections,
-                    # Autocommit: each pgqueue statement is its own transaction,
-                    # one round trip (no separate COMMIT).
-                    kwargs={**self.connect_kwargs(), "autocommit": True},
-                    open=False,
-                    name="pgqueue",
-                )
-                pool.open()
-                try:
-                    pool.wait(timeout=self.connect_timeout)
-                except PoolTimeout:
-                    pool.close()
-                    raise self._diagnose() from None
-                self._pool = pool
-            return self._pool
-
-    async def apool(self) -> AsyncConnectionPool[Any]:
-        if self._apool is None:
-            dsn = await asyncio.to_thread(lambda: self.dsn)
-            apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                dsn,
-                min_size=self.min_connections,
-                max_size=self.max_connections,
-                kwargs={**self.connect_kwargs(), "autocommit": True},
-                open=False,
-                name="pgqueue-async",
-            )
-            await apool.open()
-            try:
-                await apool.wait(timeout=self.connect_timeout)
-            except PoolTimeout:
-                await apool.close()
-                raise self._diagnose() from None
-            if self._apool is None:
-                self._apool = apool
-            else:
-                await apool.close()
-        return self._apool
-
-    def _diagnose(self) -> Exception:
-        try:
-            psycopg.connect(self.dsn, connect_timeout=3).close()
-        except psycopg.Error as exc:
-            return unavailable(self.dsn, exc)
-        return unavailable(self.dsn, TimeoutError("timed out waiting for a connection"))
-
-    @contextmanager
-    def _connection(self, connection: Any) -> Iterator[psycopg.Connection[Any]]:
-        if connection is not None:
-            yield sync_connection(connection)
-            return
-        try:
-            pool = self.pool()
-            with pool.connection() as conn:
-                yield conn
-        except psycopg.OperationalError as exc:
-            raise unavailable(self.dsn, exc) from exc
-
-    @asynccontextmanager
-    async def _aconnection(self, connection: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if connection is not None:
-            yield await async_connection(connection)
-            return
-        try:
-            apool = await self.apool()
-            async with apool.connection() as conn:
-                yield conn
-        except psycopg.OperationalError as exc:
-            raise unavailable(self.dsn, exc) from exc
-
-    def close(self) -> None:
-        """Close the sync pool (the async pool needs ``aclose``)."""
-        with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
-
-    async def aclose(self) -> None:
-        if self._apool is not None:
-            apool, self._apool = self._apool, None
-            await apool.close()
-        await asyncio.to_thread(self.close)
-
-    def __enter__(self) -> App:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> App:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- enqueue ---------------------------------------------------------------
 
@@ -436,49 +328,12 @@ class App:
 
     # -- results ---------------------------------------------------------------
 
-    @staticmethod
-    def _outcome(job: Job) -> Any:
-        if job.status == "succeeded":
-            return job.result
-        raise JobFailed(job)
-
     def wait_for(self, job_id: int, *, timeout: float | None = None) -> Any:
         """Wait (on LISTEN, with a slow re-check) until the job finishes."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with psycopg.connect(self.dsn, autocommit=True, **self.connect_kwargs()) as conn:
-            conn.execute(f"LISTEN {DONE_CHANNEL}")
-            while True:
-                job = self.get_job(job_id)
-                if job.status in FINISHED:
-                    return self._outcome(job)
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise WaitTimeout(f"job {job_id} still {job.status} after {timeout}s")
-                # Re-check at least every second in case a notification was missed.
-                slice_ = 1.0 if left is None else min(1.0, left)
-                for note in conn.notifies(timeout=slice_, stop_after=1):
-                    if str(job_id) in note.payload.split(","):
-                        break
+        return _wait.wait_for(self, job_id, timeout)
 
     async def wait_for_async(self, job_id: int, *, timeout: float | None = None) -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        dsn = await asyncio.to_thread(lambda: self.dsn)
-        aconn = await psycopg.AsyncConnection.connect(dsn, autocommit=True,
-                                                      **self.connect_kwargs())  # fmt: skip
-        async with aconn:
-            await aconn.execute(f"LISTEN {DONE_CHANNEL}")
-            while True:
-                job = await self.get_job_async(job_id)
-                if job.status in FINISHED:
-                    return self._outcome(job)
-                left = None if deadline is None else deadline - loop.time()
-                if left is not None and left <= 0:
-                    raise WaitTimeout(f"job {job_id} still {job.status} after {timeout}s")
-                slice_ = 1.0 if left is None else min(1.0, left)
-                async for note in aconn.notifies(timeout=slice_, stop_after=1):
-                    if str(job_id) in note.payload.split(","):
-                        break
+        return await _wait.wait_for_async(self, job_id, timeout)
 
     # -- worker ------------------------------------------------------------------
 

@@ -58,7 +58,15 @@ class Task(Generic[P, R]):
 
     @functools.cached_property
     def _signature(self) -> inspect.Signature | None:
-        return None if self.fn is None else inspect.signature(self.fn)
+        """The signature callers fill in: a transactional task's ``connection``
+        parameter is supplied by the worker, not by the caller."""
+        if self.fn is None:
+            return None
+        sig = inspect.signature(self.fn)
+        if self.config.transactional and "connection" in sig.parameters:
+            params = [p for name, p in sig.parameters.items() if name != "connection"]
+            sig = sig.replace(parameters=params)
+        return sig
 
     @functools.cached_property
     def is_async(self) -> bool:

@@ -183,3 +183,18 @@ async def test_async_enqueue_and_inspection(clean_db: str) -> None:
         assert got.args == [5]
         listed = await app.list_jobs_async(queue="email", limit=100)
         assert len(listed) == 11
+
+
+def test_transactional_task_connection_is_the_workers(app: pgqueue.App, clean_db: str) -> None:
+    @app.task(transactional=True)
+    def record(order_id: int, connection: Any) -> None:
+        connection.execute("SELECT %s", (order_id,))
+
+    job = record.enqueue(7)  # `connection` is supplied by the worker, not the caller
+    assert app.get_job(job.id).args == [7] and app.get_job(job.id).kwargs == {}
+    with psycopg.connect(clean_db) as conn:
+        record.enqueue(8, connection=conn)  # here it is the caller's transaction
+        conn.rollback()
+    assert [j.args for j in app.list_jobs()] == [[7]]
+    with pytest.raises(TypeError, match="order_id"):
+        record.enqueue()
