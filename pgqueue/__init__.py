@@ -1,11 +1,13 @@
 """pgqueue: a PostgreSQL-native job queue for Python."""
 
 from pgqueue._app import App
+from pgqueue._context import JobContext, current_job
 from pgqueue._core import JobSpec, RetryPolicy
 from pgqueue._errors import (
     ConfigurationError,
     DatabaseUnavailable,
     Discard,
+    JobCancelled,
     JobFailed,
     JobNotFound,
     PgQueueError,
@@ -28,6 +30,8 @@ __all__ = [
     "DatabaseUnavailable",
     "Discard",
     "Job",
+    "JobCancelled",
+    "JobContext",
     "JobFailed",
     "JobNotFound",
     "JobSpec",
@@ -42,4 +46,5 @@ __all__ = [
     "Task",
     "TaskOptions",
     "WaitTimeout",
+    "current_job",
 ]

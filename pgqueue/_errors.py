@@ -16,6 +16,7 @@ Raised by task code to steer its own job (not errors of pgqueue)::
 
     Retry(delay=...)              retry later; counts an attempt
     Discard(reason)               give up: straight to dead
+    JobCancelled                  cancellation was requested: the job ends cancelled
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ class Retry(Exception):
         self.delay = delay
         self.reason = reason
         super().__init__(reason)
+
+
+class JobCancelled(Exception):
+    """The job's cancellation was requested: raised into (or by) its task; it ends cancelled."""
+
+    __module__ = "pgqueue"
 
 
 class Discard(Exception):

@@ -64,7 +64,7 @@ WITH allowance AS (
     FROM candidates
     WHERE jobs.id = candidates.id
     RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
-              jobs.max_attempts, jobs.lease_token, jobs.run_at, jobs.meta
+              jobs.max_attempts, jobs.lease_token::text, jobs.meta
 ), window_update AS (
     UPDATE pgqueue.queues AS q
     SET rate_window_start = CASE
@@ -80,4 +80,5 @@ WITH allowance AS (
     WHERE q.name = a.name AND q.rate_limit IS NOT NULL
     RETURNING q.name
 )
-SELECT claimed.*, (SELECT count(*) FROM window_update) AS windows FROM claimed
+-- (window_update runs: data-modifying CTEs always do.)
+SELECT * FROM claimed

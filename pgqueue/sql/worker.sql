@@ -34,7 +34,7 @@ SET status = 'running',
 FROM candidates
 WHERE jobs.id = candidates.id
 RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
-          jobs.max_attempts, jobs.lease_token::text
+          jobs.max_attempts, jobs.lease_token::text, jobs.meta
 
 -- name: complete
 -- Record finished attempts in one statement, fenced by status and lease token;
@@ -156,3 +156,10 @@ SELECT EXISTS (
       AND status IN ('queued', 'failed', 'running')
       AND queue NOT IN (SELECT name FROM pgqueue.queues WHERE paused)
 )
+
+-- name: set_progress
+-- A running task reports progress, fenced by its lease; returns whether cancellation was asked.
+UPDATE pgqueue.jobs
+SET progress = %(progress)s::jsonb
+WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s::uuid
+RETURNING cancel_requested

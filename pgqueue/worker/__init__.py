@@ -38,7 +38,7 @@ from pgqueue.worker._config import (
     WorkerConfig,
     parse_queues,
 )
-from pgqueue.worker._executor import JobCancelled, JobTimeout
+from pgqueue.worker._executor import JobTimeout
 from pgqueue.worker._supervisor import Supervisor
 from pgqueue.worker._worker import Worker
 
@@ -49,7 +49,6 @@ __all__ = [
     "EXIT_ABORTED",
     "EXIT_OK",
     "RECYCLE_EXIT_CODE",
-    "JobCancelled",
     "JobTimeout",
     "Supervisor",
     "Worker",

@@ -20,6 +20,7 @@ class Claimed:
         "kwargs",
         "lease",
         "max_attempts",
+        "meta",
         "queue",
         "started",
         "t0",
@@ -37,6 +38,7 @@ class Claimed:
             self.attempts,
             self.max_attempts,
             self.token,
+            self.meta,
         ) = row
         self.lease = lease
         self.started = False

@@ -30,8 +30,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from pgqueue import _context
 from pgqueue._core import RetryPolicy, dumps, format_error
-from pgqueue._errors import Discard, Retry
+from pgqueue._errors import Discard, JobCancelled, Retry
 from pgqueue.worker._claimed import Claimed, Outcome
 from pgqueue.worker._completer import run_complete, run_complete_async
 from pgqueue.worker._log import kv, logger
@@ -48,10 +49,6 @@ DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logg
 
 class JobTimeout(Exception):
     """The attempt ran longer than the task's ``timeout``."""
-
-
-class JobCancelled(Exception):
-    """Cancellation was requested while the job ran (async tasks only)."""
 
 
 class _Rollback(Exception):
@@ -93,6 +90,7 @@ class Executor:
         self.threads = ThreadRunner(threads, self._run_sync_item)
         self.atasks: dict[int, asyncio.Task[None]] = {}
         self._reasons: dict[int, str] = {}  # job id -> why its async task was cancelled
+        self.contexts: dict[int, _context.JobContext] = {}  # running jobs, for current_job()
         self.metrics: WorkerMetrics | None = None  # Prometheus hooks, when enabled
         self.used_apool = False  # the app's async pool lives on this loop: close it at the end
 
@@ -143,7 +141,13 @@ class Executor:
             self._sync_timeout(job, plan)
 
     def cancel(self, job_id: int, reason: str) -> bool:
-        """Cancel a running async job (reason: timeout, cancel, abort)."""
+        """Cancel a running async job (reason: timeout, cancel, abort).
+
+        A requested cancellation also raises the flag a sync task can check.
+        """
+        ctx = self.contexts.get(job_id)
+        if reason == "cancel" and ctx is not None:
+            ctx.request_cancel()
         task = self.atasks.get(job_id)
         if task is None or task.done():
             return False
@@ -153,6 +157,14 @@ class Executor:
 
     # -- sync tasks (task threads) -----------------------------------------------
 
+    def _context(self, job: Claimed) -> _context.JobContext:
+        ctx = _context.JobContext(
+            self._app, id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
+            max_attempts=job.max_attempts, token=job.token, meta=job.meta,
+        )  # fmt: skip
+        self.contexts[job.id] = ctx
+        return ctx
+
     def _run_sync_item(self, item: tuple[Claimed, Plan]) -> bool:
         job, plan = item
         job.started = True
@@ -160,6 +172,7 @@ class Executor:
         if logger.isEnabledFor(DEBUG):
             self._log_start(job)
         outcome: Outcome | None
+        entered = _context.enter(self._context(job))
         try:
             if plan.transactional:
                 outcome = self._run_sync_tx(job, plan)
@@ -167,6 +180,9 @@ class Executor:
                 outcome = self._success(job, plan, plan.fn(*job.args, **job.kwargs))
         except BaseException as exc:
             outcome = self._failure(job, plan, exc)
+        finally:
+            _context.leave(entered)
+            self.contexts.pop(job.id, None)
         return self._finish(job, outcome)
 
     def _run_sync_tx(self, job: Claimed, plan: Plan) -> Outcome | None:
@@ -207,6 +223,8 @@ class Executor:
         if logger.isEnabledFor(DEBUG):
             self._log_start(job)
         outcome: Outcome | None
+        # This task runs in its own copy of the context: no reset needed.
+        _context.enter(self._context(job))
         try:
             if plan.transactional:
                 outcome = await self._run_async_tx(job, plan)
@@ -226,6 +244,7 @@ class Executor:
             outcome = self._failure(job, plan, exc)
         finally:
             self.atasks.pop(job.id, None)
+            self.contexts.pop(job.id, None)
         self._reasons.pop(job.id, None)
         self._finish(job, outcome)
 

@@ -53,4 +53,4 @@ class LimitedQueues:
         lease = params["lease"]
         # claim_limited returns (id, queue, task, args, kwargs, attempts, max_attempts,
         # lease_token uuid, ...): the columns of `claim`, then more.
-        return [Claimed((*row[:7], str(row[7])), lease) for row in rows or ()]
+        return [Claimed(row, lease) for row in rows or ()]
