@@ -68,3 +68,25 @@ def test_a_sync_task_checks_the_cancel_flag(app: pgqueue.App) -> None:  # noqa: 
     assert final.status == "cancelled"
     assert final.last_error == "JobCancelled: cancellation requested"
     assert progress_saw_cancel == [True]
+
+
+def test_a_worker_prunes_finished_jobs_past_retention(app: pgqueue.App) -> None:  # noqa: F811
+    import psycopg
+
+    t = app.task_ref("ctx.unknown")
+    old, recent = (j.id for j in app.enqueue_many([t.job(), t.job()]))
+    with psycopg.connect(app.dsn) as conn:
+        conn.execute(
+            "UPDATE pgqueue.jobs SET status = 'succeeded', finished_at = now() - %s * interval"
+            " '1 hour' WHERE id = %s",
+            (3, old),
+        )
+        conn.execute(
+            "UPDATE pgqueue.jobs SET status = 'succeeded', finished_at = now() WHERE id = %s",
+            (recent,),
+        )
+    with running_worker(app, retention=3600.0):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(app.list_jobs()) > 1:
+            time.sleep(0.05)
+    assert [j.id for j in app.list_jobs()] == [recent]

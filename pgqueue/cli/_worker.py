@@ -79,6 +79,12 @@ def worker(
     no_pruner: Annotated[
         bool, typer.Option("--no-pruner", help="Do not prune finished jobs here.")
     ] = False,
+    retention: Annotated[
+        float, typer.Option(help="Seconds to keep succeeded and cancelled jobs (pruner).")
+    ] = 86_400.0,
+    dead_retention: Annotated[
+        float, typer.Option(help="Seconds to keep dead jobs (pruner).")
+    ] = 30 * 86_400.0,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Serve Prometheus metrics on this port (process k: port + k)."),
@@ -115,6 +121,8 @@ def worker(
             rescue_interval=rescue_interval,
             scheduler=not no_scheduler,
             pruner=not no_pruner,
+            retention=retention,
+            dead_retention=dead_retention,
             metrics_port=metrics_port,
             start_method=start_method,
             app_spec=app,

@@ -52,13 +52,16 @@ class MaintenanceLoop:
         raise NotImplementedError
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # A first pass at start: what a crashed predecessor left is handled at once.
+        while not self._stop.is_set():
             try:
                 self.run_once()
             except psycopg.Error as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 self.logger.warning("event=%s_failed error=%r", self.name, first)
                 self._close()
+            if self._stop.wait(self.interval):
+                break
 
     def connection(self) -> psycopg.Connection[Any]:
         """This loop's own autocommit connection, (re)opened on demand."""

@@ -63,6 +63,8 @@ class WorkerConfig:
     rescue_interval: float = RESCUE_INTERVAL
     scheduler: bool = True  # upsert the app's schedules and run the cron scheduler (not in burst)
     pruner: bool = True  # delete finished jobs past their retention (not in burst)
+    retention: float = 86_400.0  # pruner: seconds to keep succeeded/cancelled jobs
+    dead_retention: float = 30 * 86_400.0  # pruner: seconds to keep dead jobs
     metrics_port: int | None = None  # serve Prometheus metrics (child k: port + k)
     completer_batch: int = COMPLETER_BATCH
     completer_linger: float = COMPLETER_LINGER
@@ -81,6 +83,8 @@ class WorkerConfig:
             raise ConfigurationError("processes must be >= 1")
         if self.max_tasks_per_child is not None and self.max_tasks_per_child < 1:
             raise ConfigurationError("max_tasks_per_child must be >= 1")
+        if self.retention < 0 or self.dead_retention < 0:
+            raise ConfigurationError("retention and dead_retention must be >= 0 seconds")
         if self.shutdown_grace < 0:
             raise ConfigurationError("shutdown_grace must be >= 0 seconds")
         if self.poll_interval <= 0:

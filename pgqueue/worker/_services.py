@@ -50,7 +50,9 @@ class Services:
             if cfg.pruner:
                 from pgqueue.maintenance.pruner import Pruner
 
-                self._loops.append(Pruner(self._app))
+                self._loops.append(
+                    Pruner(self._app, retention=cfg.retention, dead_retention=cfg.dead_retention)
+                )
         for loop in self._loops:
             loop.start()
 
