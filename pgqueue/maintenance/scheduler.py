@@ -194,7 +194,7 @@ class Scheduler:
                 specs, names, nexts, lasts = self._plan_rows(rows)
                 with conn.pipeline():
                     if specs:
-                        conn.execute(query("enqueue"), enqueue_params(specs))
+                        conn.execute(query("enqueue"), enqueue_params(specs, force=True))
                     conn.execute(query("scheduler_advance"),
                                  {"names": names, "next": nexts, "last": lasts})  # fmt: skip
             fired += len(specs)

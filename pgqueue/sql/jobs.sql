@@ -1,7 +1,8 @@
 -- name: enqueue
 -- Insert jobs given as one JSON array of rows, in one statement; wake each ready queue once.
 -- A queue with a max_depth that this batch would overflow inserts nothing and is
--- returned as a row with a NULL id and status 'full' (back-pressure).
+-- returned as a row with a NULL id and status 'full' (back-pressure), unless
+-- %(force)s (cron fires: a schedule is bounded by its own cadence).
 WITH input AS (
     SELECT e->>0 AS queue, e->>1 AS task, e->2 AS args, e->3 AS kwargs,
            (e->>4)::smallint AS priority, (e->>5)::timestamptz AS run_at,
@@ -12,6 +13,7 @@ WITH input AS (
     SELECT q.name
     FROM pgqueue.queues AS q
     WHERE q.max_depth IS NOT NULL
+      AND NOT %(force)s::bool
       AND (SELECT count(*) FROM input WHERE input.queue = q.name) > 0
       AND (SELECT count(*) FROM input WHERE input.queue = q.name)
           + (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
