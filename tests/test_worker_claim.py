@@ -101,11 +101,11 @@ def test_claim_skips_future_and_paused(db: psycopg.Connection[Any]) -> None:
 def test_a_worker_that_lost_its_lease_cannot_finish_the_job(db: psycopg.Connection[Any]) -> None:
     """The fence: rescue, re-claim, then the zombie's late completion is rejected."""
     insert_jobs(db, 1)
-    (job_id, *_, zombie_token) = claim(db, 1, lease=30, worker="zombie")[0]
+    (job_id, *_, zombie_token, _meta) = claim(db, 1, lease=30, worker="zombie")[0]
     db.execute("UPDATE pgqueue.jobs SET leased_until = now() - interval '1s'")
     rescued = db.execute(query("rescue"), {"limit": 10}).fetchall()
     assert [(r[0], r[1]) for r in rescued] == [(job_id, "queued")]
-    (_, *_, live_token) = claim(db, 1, worker="alive")[0]
+    (_, *_, live_token, _meta) = claim(db, 1, worker="alive")[0]
     assert live_token != zombie_token
 
     hb = {"ids": [job_id], "tokens": [zombie_token], "leases": [30.0]}
@@ -136,7 +136,7 @@ def test_release_gives_back_unstarted_without_counting_an_attempt(
     db: psycopg.Connection[Any],
 ) -> None:
     insert_jobs(db, 2)
-    (a, *_, ta), (b, *_, tb) = claim(db, 2)
+    (a, *_, ta, _), (b, *_, tb, _) = claim(db, 2)
     params = {"ids": [a, b], "tokens": [ta, tb], "started": [False, True]}
     assert len(db.execute(query("release"), params).fetchall()) == 2
     rows = db.execute(

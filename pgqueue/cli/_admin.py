@@ -10,7 +10,7 @@ import typer
 
 from pgqueue._core import JobSpec
 from pgqueue._migrate import current_revision, migrate_dsn
-from pgqueue.cli._base import DsnOption, JsonOption, cli, emit_json, fail, plain_app
+from pgqueue.cli._base import DsnOption, JsonOption, cli, emit_json, parse_json, plain_app
 
 jobs_cli = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 dead_cli = typer.Typer(help="The dead-letter set: list and replay.", no_args_is_help=True)
@@ -18,16 +18,6 @@ cli.add_typer(jobs_cli, name="jobs")
 cli.add_typer(dead_cli, name="dead")
 
 JOB_SUMMARY = ("id", "queue", "task", "status", "attempts", "run_at", "last_error")
-
-
-def _parse_json(text: str, what: str, kind: type) -> Any:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise fail(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(value, kind):
-        raise fail(f"{what} must be a JSON {'array' if kind is list else 'object'}")
-    return value
 
 
 def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
@@ -81,8 +71,8 @@ def enqueue(
     """Enqueue a job by task name (no task code needed)."""
     spec = JobSpec(
         task=task,
-        args=tuple(_parse_json(args, "--args", list)),
-        kwargs=_parse_json(kwargs, "--kwargs", dict),
+        args=tuple(parse_json(args, "--args", list)),
+        kwargs=parse_json(kwargs, "--kwargs", dict),
         queue=queue,
         priority=priority,
         delay=delay,

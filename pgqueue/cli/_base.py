@@ -60,6 +60,17 @@ def plain_app(dsn: str | None) -> App:
     return App(dsn)
 
 
+def parse_json(text: str, what: str, kind: type) -> Any:
+    """``text`` as JSON of type ``kind`` (list or dict), else a one-line user error."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise fail(f"{what} must be a JSON {'array' if kind is list else 'object'}")
+    return value
+
+
 def emit_json(value: Any) -> None:
     typer.echo(json.dumps(value, default=str, indent=2))
 

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
 
 from pgqueue._schedules import Schedule
-from pgqueue.cli._base import DsnOption, JsonOption, cli, emit_json, fail, load_app, plain_app
+from pgqueue.cli._base import (
+    DsnOption,
+    JsonOption,
+    cli,
+    emit_json,
+    fail,
+    load_app,
+    parse_json,
+    plain_app,
+)
 
 cron_cli = typer.Typer(
     help="Cron schedules: list, add, pause, resume, run now, remove.", no_args_is_help=True
@@ -45,16 +53,6 @@ def _when(value: datetime | None, zone: str) -> str:
     if value is None:
         return "-"
     return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def _json_object(text: str, what: str, kind: type) -> Any:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise fail(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(value, kind):
-        raise fail(f"{what} must be a JSON {'array' if kind is list else 'object'}")
-    return value
 
 
 @cron_cli.command("list")
@@ -99,8 +97,8 @@ def cron_add(
     app = plain_app(dsn)
     schedule = _call(lambda: app.add_schedule(
         name, cron=cron, task=task, timezone=timezone, queue=queue, priority=priority,
-        max_attempts=max_attempts, args=tuple(_json_object(args, "--args", list)),
-        kwargs=_json_object(kwargs, "--kwargs", dict), missed=missed,
+        max_attempts=max_attempts, args=tuple(parse_json(args, "--args", list)),
+        kwargs=parse_json(kwargs, "--kwargs", dict), missed=missed,
         max_catchup=max_catchup, grace_seconds=grace_seconds, replace=replace,
     ))  # fmt: skip
     if as_json:

@@ -54,17 +54,7 @@ WITH allowance AS (
     ORDER BY q.pos, j.priority DESC, j.run_at, j.id
     LIMIT %(limit)s
 ), claimed AS (
-    UPDATE pgqueue.jobs AS jobs
-    SET status = 'running',
-        attempts = jobs.attempts + 1,
-        leased_until = now() + make_interval(secs => %(lease)s),
-        lease_token = gen_random_uuid(),
-        worker_id = %(worker_id)s,
-        started_at = now()
-    FROM candidates
-    WHERE jobs.id = candidates.id
-    RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
-              jobs.max_attempts, jobs.lease_token::text, jobs.meta
+{lease_candidates}
 ), window_update AS (
     UPDATE pgqueue.queues AS q
     SET rate_window_start = CASE

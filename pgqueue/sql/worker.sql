@@ -24,17 +24,7 @@ WITH candidates AS (
     ORDER BY q.pos, j.priority DESC, j.run_at, j.id
     LIMIT %(limit)s
 )
-UPDATE pgqueue.jobs AS jobs
-SET status = 'running',
-    attempts = jobs.attempts + 1,
-    leased_until = now() + make_interval(secs => %(lease)s),
-    lease_token = gen_random_uuid(),
-    worker_id = %(worker_id)s,
-    started_at = now()
-FROM candidates
-WHERE jobs.id = candidates.id
-RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
-          jobs.max_attempts, jobs.lease_token::text, jobs.meta
+{lease_candidates}
 
 -- name: complete
 -- Record finished attempts in one statement, fenced by status and lease token;
@@ -163,3 +153,17 @@ UPDATE pgqueue.jobs
 SET progress = %(progress)s::jsonb
 WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s::uuid
 RETURNING cancel_requested
+
+-- name: lease_candidates
+-- Fragment: lease the rows of the `candidates` CTE (claim, claim_limited).
+UPDATE pgqueue.jobs AS jobs
+SET status = 'running',
+    attempts = jobs.attempts + 1,
+    leased_until = now() + make_interval(secs => %(lease)s),
+    lease_token = gen_random_uuid(),
+    worker_id = %(worker_id)s,
+    started_at = now()
+FROM candidates
+WHERE jobs.id = candidates.id
+RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
+          jobs.max_attempts, jobs.lease_token::text, jobs.meta
