@@ -27,7 +27,14 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/pgqueue demo
 
-bench: $(STAMP)
+# The whole suite (< 10 minutes): pgqueue, PostgreSQL's ceiling and the peers;
+# installs the `bench` extra first. Report: benchmarks/results/<date>.md.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:

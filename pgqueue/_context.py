@@ -105,3 +105,6 @@ def enter(ctx: JobContext) -> Token[JobContext | None]:
 
 def leave(token: Token[JobContext | None]) -> None:
     _current.reset(token)
+
+
+current_job.__module__ = "pgqueue"
