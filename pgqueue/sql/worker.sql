@@ -163,7 +163,8 @@ SET status = 'running',
     lease_token = gen_random_uuid(),
     worker_id = %(worker_id)s,
     started_at = now()
-FROM candidates
-WHERE jobs.id = candidates.id
+-- An id list, not a join: the planner always probes the primary key (a join
+-- may be planned as a hash join over the whole table).
+WHERE jobs.id = ANY(ARRAY(SELECT id FROM candidates))
 RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
           jobs.max_attempts, jobs.lease_token::text, jobs.meta

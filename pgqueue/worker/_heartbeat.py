@@ -109,7 +109,9 @@ class Heartbeat:
             if held:
                 ids, tokens, leases = (list(col) for col in zip(*held, strict=True))
                 rows = conn.execute(
-                    query("heartbeat"), {"ids": ids, "tokens": tokens, "leases": leases}
+                    query("heartbeat"),
+                    {"ids": ids, "tokens": tokens, "leases": leases},
+                    prepare=False,  # see _completer.UNPREPARED
                 ).fetchall()
                 self._check(ids, rows)
             self.beats += 1

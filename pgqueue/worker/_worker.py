@@ -136,6 +136,11 @@ class Worker:
         wake = self._wake
         assert wake is not None
         while not self.stopping:
+            if self.completer.backlog() > cfg.completer_batch:
+                # Jobs finish faster than their outcomes are recorded: let the
+                # completer catch up rather than pile up finished-but-running rows.
+                await asyncio.sleep(cfg.completer_linger or 0.001)
+                continue
             gen = self._finished_gen
             free = cfg.concurrency - len(self.running)
             if cfg.max_tasks is not None:
