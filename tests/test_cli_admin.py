@@ -104,3 +104,11 @@ def test_console_script_migrate(db_dsn: str) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "revision" in proc.stdout
+
+
+def test_a_database_without_the_schema_is_one_line(
+    fresh_db_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "jobs", "list", "--dsn", fresh_db_dsn)
+    assert code == 1
+    assert "pgqueue migrate" in err and err.count("\n") == 1

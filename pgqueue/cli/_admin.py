@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -21,7 +22,17 @@ JOB_SUMMARY = ("id", "queue", "task", "status", "attempts", "run_at", "last_erro
 
 
 def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    """A rich table on a terminal; plain aligned columns for pipes and scripts."""
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        rich_table = Table(*columns, header_style="bold")
+        for row in cells:
+            rich_table.add_row(*row)
+        Console().print(rich_table)
+        return
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:

@@ -75,6 +75,11 @@ def emit_json(value: Any) -> None:
     typer.echo(json.dumps(value, default=str, indent=2))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and a non-zero exit."""
     # The pool logs every failed connection attempt; the CLI reports one line instead.
@@ -91,8 +96,13 @@ def run(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {exc}", err=True)
         return 1
     except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        typer.echo(f"error: database unavailable: {first}", err=True)
+        typer.echo(f"error: database unavailable: {_first_line(exc)}", err=True)
+        return 1
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        typer.echo("error: no pgqueue schema in this database; run `pgqueue migrate`", err=True)
+        return 1
+    except psycopg.Error as exc:
+        typer.echo(f"error: database error: {_first_line(exc)}", err=True)
         return 1
     except (ValueError, TypeError) as exc:
         typer.echo(f"error: {exc}", err=True)
