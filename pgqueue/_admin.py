@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg.rows import dict_row
 
+from pgqueue._core import check_status
 from pgqueue._sql import query
 
 if TYPE_CHECKING:
@@ -73,13 +74,10 @@ def purge(
     batch_size: int = 1000,
 ) -> int:
     """Delete jobs matching explicit filters (at least one), in batches; never running ones."""
-    from pgqueue._core import STATUSES
-
     if not (statuses or queue or task or older_than is not None):
         raise ValueError("purge needs at least one filter (status, queue, task or age)")
     for status in statuses or ():
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
+        check_status(status)
         if status == "running":
             raise ValueError("running jobs cannot be purged; cancel them first")
     if older_than is not None and older_than < 0:

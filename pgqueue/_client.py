@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from pgqueue._core import JobSpec, match_inserted
+from pgqueue._core import JobSpec, check_status, match_inserted
 from pgqueue._errors import QueueFull
 from pgqueue._sql import query
 
@@ -82,10 +82,8 @@ def list_params(
     before_id: int | None,
     limit: int,
 ) -> dict[str, Any]:
-    from pgqueue._core import STATUSES
-
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
+    if status is not None:
+        check_status(status)
     if limit < 0:
         raise ValueError("limit must be >= 0")
     if older_than is not None and older_than < 0:

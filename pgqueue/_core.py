@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
-UNFINISHED = frozenset({"queued", "running", "failed"})
 FINISHED = frozenset({"succeeded", "dead", "cancelled"})
 
 JOB_FIELDS = (
@@ -24,6 +23,13 @@ JOB_FIELDS = (
 )  # fmt: skip
 
 PRIORITY_MIN, PRIORITY_MAX = -32768, 32767
+
+
+def check_status(status: str) -> str:
+    """``status`` if it is a job status, else ``ValueError`` listing them."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
+    return status
 
 
 def dumps(value: Any, what: str) -> str:
@@ -165,10 +171,6 @@ def match_inserted(
             out.append(None)
             missing.append(spec.unique_key)
     return out, missing
-
-
-def decode_row(row: Sequence[Any]) -> dict[str, Any]:
-    return dict(zip(JOB_FIELDS, row, strict=True))
 
 
 def format_error(exc: BaseException, attempt: int, tb: str, at: datetime) -> dict[str, Any]:

@@ -77,4 +77,4 @@ def set_queue(
 def list_queues(app: App) -> list[QueueSettings]:
     with app._connection(None) as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query("queue_list"))
-        return [QueueSettings(**{k: v for k, v in r.items()}) for r in cur.fetchall()]
+        return [QueueSettings(**row) for row in cur.fetchall()]
