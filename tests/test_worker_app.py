@@ -97,6 +97,12 @@ def prepare_tables(dsn: str) -> None:
         conn.execute(EXECUTIONS_DDL)
 
 
+BOOT = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from pgqueue.cli import main; main()"
+)
+
+
 class WorkerProcess:
     """``pgqueue worker test_worker_app:app ARGS`` in a subprocess; its log goes to a file."""
 
@@ -107,7 +113,10 @@ class WorkerProcess:
             "PGQUEUE_TEST_LEASE": str(lease),
             "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
         }
-        cmd = [sys.executable, "-c", "from pgqueue.cli import main; main()", "worker",
+        # SIGINT back to its default first: a test run started in the background
+        # (`make test &`) ignores it, and the worker, like Python, leaves an
+        # ignored SIGINT alone.
+        cmd = [sys.executable, "-c", BOOT, "worker",
                "test_worker_app:app", "--log-level", "info", *args]  # fmt: skip
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
