@@ -6,11 +6,13 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from pgqueue import _admin, _client, _queues, _schedules, _wait
-from pgqueue._config import resolve_dsn
-from pgqueue._core import JobSpec, RetryPolicy, enqueue_query
+from pgqueue import _admin, _bulk, _client, _queues, _schedules, _wait
+from pgqueue._config import resolve_dsn, unavailable
+from pgqueue._connection import sync_connection
+from pgqueue._core import JobSpec, RetryPolicy, enqueue_one_params
 from pgqueue._errors import ConfigurationError, JobNotFound
 from pgqueue._job import Job
 from pgqueue._pools import PoolOwner
@@ -136,32 +138,51 @@ class App(PoolOwner):
 
     # -- enqueue ---------------------------------------------------------------
 
+    def enqueue_one(self, spec: JobSpec, *, connection: Any = None) -> Job:
+        """Insert one job (what ``task.enqueue`` does): one short statement."""
+        params = enqueue_one_params(spec)  # TypeError on non-JSON, before any I/O
+        if connection is None:
+            # The pool directly: a single enqueue is short enough for the
+            # context-manager layers to show.
+            try:
+                with self.pool().connection() as conn:
+                    row = _client.enqueue_one_sync(conn, spec, params)
+            except psycopg.OperationalError as exc:
+                raise unavailable(self.dsn, exc) from exc
+        else:
+            row = _client.enqueue_one_sync(sync_connection(connection), spec, params)
+        return Job.from_row(row, self)
+
+    async def enqueue_one_async(self, spec: JobSpec, *, connection: Any = None) -> Job:
+        params = enqueue_one_params(spec)
+        async with self._aconnection(connection) as conn:
+            row = await _client.enqueue_one_async(conn, spec, params)
+        return Job.from_row(row, self)
+
     def enqueue_many(self, jobs: Iterable[JobSpec], *, connection: Any = None) -> list[Job]:
-        """Insert many jobs in ONE statement; returns them in order.
+        """Insert many jobs in one transaction (COPY for big batches); returns them in order.
 
         A job whose ``unique_key`` is held by an unfinished job is not inserted:
         the existing job is returned in its place.
         """
         specs = list(jobs)
-        if not specs:
-            return []
         self._check_specs(specs)
-        statement = enqueue_query(specs)  # TypeError on non-JSON, before any I/O
+        if len(specs) <= 1:
+            return [self.enqueue_one(s, connection=connection) for s in specs]
+        batch = _bulk.prepare(specs)  # TypeError on non-JSON, before any I/O
         with self._connection(connection) as conn:
-            rows = _client.enqueue_sync(conn, specs, statement)
-        return [Job.from_row(r, self) for r in rows]
+            return _client.enqueue_bulk_sync(conn, batch, self)
 
     async def enqueue_many_async(
         self, jobs: Iterable[JobSpec], *, connection: Any = None
     ) -> list[Job]:
         specs = list(jobs)
-        if not specs:
-            return []
         self._check_specs(specs)
-        statement = enqueue_query(specs)
+        if len(specs) <= 1:
+            return [await self.enqueue_one_async(s, connection=connection) for s in specs]
+        batch = _bulk.prepare(specs)
         async with self._aconnection(connection) as conn:
-            rows = await _client.enqueue_async(conn, specs, statement)
-        return [Job.from_row(r, self) for r in rows]
+            return await _client.enqueue_bulk_async(conn, batch, self)
 
     @staticmethod
     def _check_specs(specs: Sequence[Any]) -> None:
@@ -264,8 +285,11 @@ class App(PoolOwner):
                        max_catchup=max_catchup, grace_seconds=grace_seconds)  # fmt: skip
 
         def decorate(target: Any) -> Task[Any, Any]:
-            task: Task[Any, Any] | None = target if isinstance(target, Task) else next(
-                (t for t in self.tasks.values() if t.fn is target), None)
+            task: Task[Any, Any] | None = (
+                target
+                if isinstance(target, Task)
+                else next((t for t in self.tasks.values() if t.fn is target), None)
+            )
             task = task or self.task(target)
             _schedules.declare(self, task, expr, dict(options))
             return task
@@ -387,4 +411,3 @@ def _worker_config(
         names = tuple(queues) if queues is not None else None
     return WorkerConfig(queues=names, concurrency=concurrency, processes=processes,
                         until_empty=until_empty, **options)  # fmt: skip
-

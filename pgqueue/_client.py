@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
-from pgqueue._core import JobSpec, check_status, match_inserted
-from pgqueue._errors import QueueFull
+from pgqueue._bulk import Batch
+from pgqueue._core import FINISHED, JobSpec, check_status, match_inserted
+from pgqueue._errors import PgQueueError, QueueFull
+from pgqueue._job import Job
 from pgqueue._sql import query
 
+if TYPE_CHECKING:
+    from pgqueue._app import App
+
 Row = tuple[Any, ...]
-Statement = tuple[str, dict[str, Any]]  # query name, parameters (see _core.enqueue_query)
 
 
 def _job_row(spec: JobSpec, ins: Row) -> Row:
@@ -48,11 +54,114 @@ def check_full(rows: list[Row]) -> list[Row]:
     return rows
 
 
-def enqueue_sync(
-    conn: psycopg.Connection[Any], specs: Sequence[JobSpec], statement: Statement
+REFUSED_TRIES = 5  # a held key whose holder finishes meanwhile: insert again
+
+
+def _refused(spec: JobSpec, holder: Row | None, full: bool) -> Row | None:
+    """Why ``enqueue_one`` inserted nothing: the job holding the key, or QueueFull.
+
+    None means neither any more (the holder finished meanwhile): try again.
+    """
+    if holder is not None and holder[6] not in FINISHED:
+        return holder
+    if full:
+        raise QueueFull(f"queue {spec.queue!r} is at its maximum depth")
+    return None
+
+
+def enqueue_one_sync(conn: psycopg.Connection[Any], spec: JobSpec, params: dict[str, Any]) -> Row:
+    """One job in one round trip; a refused insert costs one or two more."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        for _ in range(REFUSED_TRIES):
+            ins = cur.execute(query("enqueue_one"), params).fetchone()
+            if ins is not None:
+                return _job_row(spec, ins)
+            holder = None
+            if spec.unique_key is not None:
+                cur.execute(query("jobs_by_unique_key"), {"keys": [spec.unique_key]})
+                holder = cur.fetchone()
+            full = cur.execute(query("queue_full"), {"queue": spec.queue}).fetchone()
+            row = _refused(spec, holder, bool(full and full[0]))
+            if row is not None:
+                return row
+    raise PgQueueError(f"unique key {spec.unique_key!r}: its holder keeps changing; not enqueued")
+
+
+async def enqueue_one_async(
+    conn: psycopg.AsyncConnection[Any], spec: JobSpec, params: dict[str, Any]
+) -> Row:
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        for _ in range(REFUSED_TRIES):
+            await cur.execute(query("enqueue_one"), params)
+            ins = await cur.fetchone()
+            if ins is not None:
+                return _job_row(spec, ins)
+            holder = None
+            if spec.unique_key is not None:
+                await cur.execute(query("jobs_by_unique_key"), {"keys": [spec.unique_key]})
+                holder = await cur.fetchone()
+            await cur.execute(query("queue_full"), {"queue": spec.queue})
+            full = await cur.fetchone()
+            row = _refused(spec, holder, bool(full and full[0]))
+            if row is not None:
+                return row
+    raise PgQueueError(f"unique key {spec.unique_key!r}: its holder keeps changing; not enqueued")
+
+
+def _transaction(conn: psycopg.Connection[Any]) -> Any:
+    """The prelude and its COPY must share a transaction: open one on an
+    autocommit connection (the pool's); join the caller's otherwise."""
+    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+        return conn.transaction()
+    return contextlib.nullcontext()
+
+
+def _atransaction(conn: psycopg.AsyncConnection[Any]) -> Any:
+    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+        return conn.transaction()
+    return contextlib.nullcontext()
+
+
+def _copied(batch: Batch, prelude: Row | None) -> tuple[list[int], Any]:
+    assert prelude is not None
+    now, full, ids, _woken = prelude
+    if full:
+        raise QueueFull(f"queue {', '.join(map(repr, full))} is at its maximum depth")
+    return sorted(ids), now
+
+
+def enqueue_bulk_sync(conn: psycopg.Connection[Any], batch: Batch, app: App) -> list[Job]:
+    if not batch.copy:
+        rows = _enqueue_json_sync(conn, batch.specs, batch.params)
+        return [Job.from_row(r, app) for r in rows]
+    with _transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
+        ids, now = _copied(batch, cur.execute(query("enqueue_prelude"), batch.params).fetchone())
+        with cur.copy(query(batch.copy_query)) as cp:
+            for row in batch.rows(ids, now):
+                cp.write_row(row)
+    return batch.jobs(ids, now, app)
+
+
+async def enqueue_bulk_async(
+    conn: psycopg.AsyncConnection[Any], batch: Batch, app: App
+) -> list[Job]:
+    if not batch.copy:
+        rows = await _enqueue_json_async(conn, batch.specs, batch.params)
+        return [Job.from_row(r, app) for r in rows]
+    async with _atransaction(conn), conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(query("enqueue_prelude"), batch.params)
+        ids, now = _copied(batch, await cur.fetchone())
+        async with cur.copy(query(batch.copy_query)) as cp:
+            for row in batch.rows(ids, now):
+                await cp.write_row(row)
+    return batch.jobs(ids, now, app)
+
+
+def _enqueue_json_sync(
+    conn: psycopg.Connection[Any], specs: Sequence[JobSpec], params: dict[str, Any]
 ) -> list[Row]:
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query(statement[0]), statement[1])
+        cur.execute(query("enqueue"), params)
         per_spec, missing = match_inserted(specs, check_full(cur.fetchall()))
         existing: list[Row] = []
         if missing:
@@ -61,11 +170,11 @@ def enqueue_sync(
     return _assemble(specs, per_spec, existing)
 
 
-async def enqueue_async(
-    conn: psycopg.AsyncConnection[Any], specs: Sequence[JobSpec], statement: Statement
+async def _enqueue_json_async(
+    conn: psycopg.AsyncConnection[Any], specs: Sequence[JobSpec], params: dict[str, Any]
 ) -> list[Row]:
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(query(statement[0]), statement[1])
+        await cur.execute(query("enqueue"), params)
         per_spec, missing = match_inserted(specs, check_full(await cur.fetchall()))
         existing: list[Row] = []
         if missing:

@@ -122,11 +122,13 @@ class Task(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         conn = self._split_connection(kwargs)
-        return self.options(connection=conn).enqueue(*args, **kwargs)
+        spec = self._default_options.job(*args, **kwargs)
+        return self.app.enqueue_one(spec, connection=conn)
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         conn = self._split_connection(kwargs)
-        return await self.options(connection=conn).enqueue_async(*args, **kwargs)
+        spec = self._default_options.job(*args, **kwargs)
+        return await self.app.enqueue_one_async(spec, connection=conn)
 
 
 class TaskOptions(Generic[P, R]):
@@ -148,12 +150,11 @@ class TaskOptions(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         spec = self.job(*args, **kwargs)
-        return self.task.app.enqueue_many([spec], connection=self.connection)[0]
+        return self.task.app.enqueue_one(spec, connection=self.connection)
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         spec = self.job(*args, **kwargs)
-        jobs = await self.task.app.enqueue_many_async([spec], connection=self.connection)
-        return jobs[0]
+        return await self.task.app.enqueue_one_async(spec, connection=self.connection)
 
 
 def _arg_checker(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -87,19 +87,33 @@ def test_non_json_argument_fails_before_touching_the_database(
     assert rows(clean_db, "SELECT count(*) FROM pgqueue.jobs") == [(0,)]
 
 
-def test_enqueue_many_is_one_statement_in_order(app: pgqueue.App, clean_db: str) -> None:
+def first_word(statement: Any) -> str:
+    return next(ln for ln in str(statement).splitlines() if not ln.startswith("--")).split()[0]
+
+
+class CountingCursor(psycopg.Cursor[Any]):
+    executed: ClassVar[list[str]] = []
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self.executed.append(first_word(query))
+        return super().execute(query, *args, **kwargs)
+
+    def copy(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        self.executed.append(first_word(statement))
+        return super().copy(statement, *args, **kwargs)
+
+
+@pytest.mark.parametrize(("count", "statements"), [(3000, ["WITH", "COPY"]), (20, ["WITH"])])
+def test_enqueue_many_is_one_or_two_statements_in_order(
+    app: pgqueue.App, clean_db: str, count: int, statements: list[str]
+) -> None:
     send_email, resize = make_tasks(app)
-    specs = [send_email.job(i) for i in range(3000)] + [resize.options(priority=-3).job(99)]
-    executed: list[str] = []
-
-    class CountingCursor(psycopg.Cursor[Any]):
-        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-            executed.append(str(query))
-            return super().execute(query, *args, **kwargs)
-
+    specs = [send_email.job(i) for i in range(count)] + [resize.options(priority=-3).job(99)]
+    CountingCursor.executed = []
     with psycopg.connect(clean_db, cursor_factory=CountingCursor) as conn:
         jobs = app.enqueue_many(specs, connection=conn)
-    assert len(executed) == 1
+    # A big batch: a prelude (ids, now(), wake-ups) then COPY; a small one: one INSERT.
+    assert CountingCursor.executed == statements
     assert [j.args for j in jobs[:3]] == [[0], [1], [2]]
     assert jobs[-1].task.endswith("resize") and jobs[-1].priority == -3
     ids = [j.id for j in jobs]

@@ -16,10 +16,7 @@ WITH input AS (
       AND NOT %(force)s::bool
       AND (SELECT count(*) FROM input WHERE input.queue = q.name) > 0
       AND (SELECT count(*) FROM input WHERE input.queue = q.name)
-          + (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-                                   WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
-                                   LIMIT q.max_depth + 1) AS waiting)
-          > q.max_depth
+          + {waiting_in_queue} > q.max_depth
 ), ins AS (
     INSERT INTO pgqueue.jobs (queue, task, args, kwargs, priority, run_at,
                               max_attempts, unique_key, meta)
@@ -43,36 +40,76 @@ UNION ALL
 SELECT NULL, name, 'full', NULL, NULL, 0 FROM full_queues
 ORDER BY 1
 
--- name: enqueue_one
--- The single-job twin of `enqueue` (same semantics), without the JSON array
--- unpacking: a single enqueue is one short prepared statement.
-WITH full_queues AS (
+-- name: enqueue_prelude
+-- Before a bulk COPY, in its transaction: the transaction's now() (the rows'
+-- created_at), ids for the rows, one NOTIFY per ready queue (sent at commit);
+-- or, when the batch would overflow a queue's max_depth, the full queues and
+-- nothing else (unless %(force)s).
+WITH input AS (
+    SELECT * FROM unnest(%(queues)s::text[], %(counts)s::int[], %(due)s::bool[],
+                         %(earliest)s::timestamptz[]) AS i(queue, n, due, earliest)
+), full_queues AS (
     SELECT q.name
-    FROM pgqueue.queues AS q
-    WHERE q.name = %(queue)s
-      AND q.max_depth IS NOT NULL
-      AND 1 + (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-                                     WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
-                                     LIMIT q.max_depth + 1) AS waiting)
-          > q.max_depth
-), ins AS (
+    FROM pgqueue.queues AS q JOIN input ON input.queue = q.name
+    WHERE q.max_depth IS NOT NULL
+      AND NOT %(force)s::bool
+      AND input.n + {waiting_in_queue} > q.max_depth
+), wake AS (
+    SELECT pg_notify('pgqueue_jobs', queue)
+    FROM input
+    WHERE (due OR earliest <= now()) AND NOT EXISTS (SELECT 1 FROM full_queues)
+)
+SELECT now(),
+       (SELECT array_agg(name ORDER BY name) FROM full_queues),
+       CASE WHEN NOT EXISTS (SELECT 1 FROM full_queues) THEN
+           ARRAY(SELECT nextval('pgqueue.jobs_id_seq') FROM generate_series(1, %(n)s))
+       END,
+       (SELECT count(*) FROM wake)
+
+-- name: enqueue_copy
+-- Bulk rows after `enqueue_prelude` (ids from it; run_at and created_at default to now()).
+COPY pgqueue.jobs (id, queue, task, args, kwargs, priority, max_attempts, meta) FROM STDIN
+
+-- name: enqueue_copy_timed
+-- `enqueue_copy` for a batch where some job has its own run_at or delay.
+COPY pgqueue.jobs (id, queue, task, args, kwargs, priority, run_at, max_attempts, meta)
+FROM STDIN
+
+-- name: enqueue_one
+-- The single-job twin of `enqueue`, one short prepared statement. It returns
+-- no row when it inserted nothing (the unique key is held, or the queue is at
+-- its max_depth): the caller then asks `queue_full` / `jobs_by_unique_key` why.
+WITH ins AS (
     INSERT INTO pgqueue.jobs (queue, task, args, kwargs, priority, run_at,
                               max_attempts, unique_key, meta)
     SELECT %(queue)s, %(task)s, %(args)s::jsonb, %(kwargs)s::jsonb, %(priority)s,
            coalesce(%(run_at)s::timestamptz, now() + make_interval(secs => %(delay)s)),
            %(max_attempts)s, %(unique_key)s, %(meta)s::jsonb
-    WHERE NOT EXISTS (SELECT 1 FROM full_queues)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pgqueue.queues AS q
+        WHERE q.name = %(queue)s AND q.max_depth IS NOT NULL
+          AND 1 + {waiting_in_queue} > q.max_depth)
     ON CONFLICT (unique_key)
         WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'failed')
         DO NOTHING
     RETURNING id, queue, unique_key, status, run_at, created_at
-), wake AS (
-    SELECT pg_notify('pgqueue_jobs', queue) FROM ins WHERE run_at <= now()
 )
-SELECT id, unique_key, status, run_at, created_at, (SELECT count(*) FROM wake) AS woken
+SELECT id, unique_key, status, run_at, created_at,
+       CASE WHEN run_at <= now() THEN pg_notify('pgqueue_jobs', queue) END
 FROM ins
-UNION ALL
-SELECT NULL, name, 'full', NULL, NULL, 0 FROM full_queues
+
+-- name: queue_full
+-- Whether one more job would overflow the queue's max_depth.
+SELECT EXISTS (
+    SELECT 1 FROM pgqueue.queues AS q
+    WHERE q.name = %(queue)s AND q.max_depth IS NOT NULL
+      AND 1 + {waiting_in_queue} > q.max_depth)
+
+-- name: waiting_in_queue
+-- Fragment: waiting jobs of queue `q`, counted up to just past its max_depth.
+(SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
+                       WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                       LIMIT q.max_depth + 1) AS waiting)
 
 -- name: jobs_by_unique_key
 -- The job holding each unique key: the unfinished one, else the newest.
