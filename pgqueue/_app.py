@@ -63,6 +63,7 @@ class App(PoolOwner):
         self._pool: ConnectionPool[Any] | None = None
         self._apool: AsyncConnectionPool[Any] | None = None
         self._lock = threading.Lock()
+        self._limited: set[str] = set()  # queues seen with a max_depth (see _client)
 
     # -- configuration -----------------------------------------------------
 
@@ -146,17 +147,17 @@ class App(PoolOwner):
             # context-manager layers to show.
             try:
                 with self.pool().connection() as conn:
-                    row = _client.enqueue_one_sync(conn, spec, params)
+                    row = _client.enqueue_one_sync(conn, spec, params, self._limited)
             except psycopg.OperationalError as exc:
                 raise unavailable(self.dsn, exc) from exc
         else:
-            row = _client.enqueue_one_sync(sync_connection(connection), spec, params)
+            row = _client.enqueue_one_sync(sync_connection(connection), spec, params, self._limited)
         return Job.from_row(row, self)
 
     async def enqueue_one_async(self, spec: JobSpec, *, connection: Any = None) -> Job:
         params = enqueue_one_params(spec)
         async with self._aconnection(connection) as conn:
-            row = await _client.enqueue_one_async(conn, spec, params)
+            row = await _client.enqueue_one_async(conn, spec, params, self._limited)
         return Job.from_row(row, self)
 
     def enqueue_many(self, jobs: Iterable[JobSpec], *, connection: Any = None) -> list[Job]:

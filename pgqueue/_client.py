@@ -57,42 +57,55 @@ def check_full(rows: list[Row]) -> list[Row]:
 REFUSED_TRIES = 5  # a held key whose holder finishes meanwhile: insert again
 
 
-def _refused(spec: JobSpec, holder: Row | None, full: bool) -> Row | None:
-    """Why ``enqueue_one`` inserted nothing: the job holding the key, or QueueFull.
-
-    None means neither any more (the holder finished meanwhile): try again.
-    """
+def _refused(spec: JobSpec, holder: Row | None, depth: Row | None) -> Row | None:
+    """Why an ``enqueue_one*`` statement inserted nothing: the job holding the
+    key, or QueueFull. None: try again (with ``enqueue_one_limited`` if the
+    queue has a max_depth; else the holder finished meanwhile)."""
     if holder is not None and holder[6] not in FINISHED:
         return holder
-    if full:
+    if depth is not None and depth[1]:
         raise QueueFull(f"queue {spec.queue!r} is at its maximum depth")
     return None
 
 
-def enqueue_one_sync(conn: psycopg.Connection[Any], spec: JobSpec, params: dict[str, Any]) -> Row:
-    """One job in one round trip; a refused insert costs one or two more."""
+def _statement(spec: JobSpec, limited: set[str]) -> str:
+    return query("enqueue_one_limited" if spec.queue in limited else "enqueue_one")
+
+
+def enqueue_one_sync(
+    conn: psycopg.Connection[Any], spec: JobSpec, params: dict[str, Any], limited: set[str]
+) -> Row:
+    """One job in one round trip; a refused insert costs one or two more.
+
+    ``limited``: the queues known to have a max_depth (learnt here); only
+    their statement counts the waiting jobs.
+    """
     with conn.cursor(row_factory=tuple_row) as cur:
         for _ in range(REFUSED_TRIES):
-            ins = cur.execute(query("enqueue_one"), params).fetchone()
+            ins = cur.execute(_statement(spec, limited), params).fetchone()
             if ins is not None:
                 return _job_row(spec, ins)
             holder = None
             if spec.unique_key is not None:
                 cur.execute(query("jobs_by_unique_key"), {"keys": [spec.unique_key]})
                 holder = cur.fetchone()
-            full = cur.execute(query("queue_full"), {"queue": spec.queue}).fetchone()
-            row = _refused(spec, holder, bool(full and full[0]))
+            depth = cur.execute(query("queue_depth"), {"queue": spec.queue}).fetchone()
+            _learn(spec, depth, limited)
+            row = _refused(spec, holder, depth)
             if row is not None:
                 return row
     raise PgQueueError(f"unique key {spec.unique_key!r}: its holder keeps changing; not enqueued")
 
 
 async def enqueue_one_async(
-    conn: psycopg.AsyncConnection[Any], spec: JobSpec, params: dict[str, Any]
+    conn: psycopg.AsyncConnection[Any],
+    spec: JobSpec,
+    params: dict[str, Any],
+    limited: set[str],
 ) -> Row:
     async with conn.cursor(row_factory=tuple_row) as cur:
         for _ in range(REFUSED_TRIES):
-            await cur.execute(query("enqueue_one"), params)
+            await cur.execute(_statement(spec, limited), params)
             ins = await cur.fetchone()
             if ins is not None:
                 return _job_row(spec, ins)
@@ -100,12 +113,21 @@ async def enqueue_one_async(
             if spec.unique_key is not None:
                 await cur.execute(query("jobs_by_unique_key"), {"keys": [spec.unique_key]})
                 holder = await cur.fetchone()
-            await cur.execute(query("queue_full"), {"queue": spec.queue})
-            full = await cur.fetchone()
-            row = _refused(spec, holder, bool(full and full[0]))
+            await cur.execute(query("queue_depth"), {"queue": spec.queue})
+            depth = await cur.fetchone()
+            _learn(spec, depth, limited)
+            row = _refused(spec, holder, depth)
             if row is not None:
                 return row
     raise PgQueueError(f"unique key {spec.unique_key!r}: its holder keeps changing; not enqueued")
+
+
+def _learn(spec: JobSpec, depth: Row | None, limited: set[str]) -> None:
+    # A stale entry (the limit was lifted since) only costs the counting statement.
+    if depth is not None and depth[0]:
+        limited.add(spec.queue)
+    else:
+        limited.discard(spec.queue)
 
 
 def _transaction(conn: psycopg.Connection[Any]) -> Any:

@@ -152,3 +152,19 @@ def test_single_enqueue_refusals(app: pgqueue.App, clean_db: str) -> None:
     with pytest.raises(pgqueue.QueueFull):
         task.options(unique_key="k").enqueue(7)
     assert count(clean_db) == 3
+
+
+def test_single_enqueue_follows_limits_set_and_lifted_elsewhere(
+    app: pgqueue.App, clean_db: str
+) -> None:
+    with pgqueue.App(clean_db) as admin:
+        task = app.task_ref("one.t", queue="q")
+        task.enqueue(1)  # learnt: no limit
+        admin.set_queue("q", max_depth=2)
+        task.enqueue(2)  # refused by the no-limit statement, retried with the counting one
+        with pytest.raises(pgqueue.QueueFull):
+            task.enqueue(3)
+        admin.set_queue("q", clear=("max_depth",))
+        for i in range(3):
+            task.enqueue(4 + i)
+    assert count(clean_db) == 5

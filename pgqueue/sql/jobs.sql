@@ -76,19 +76,36 @@ COPY pgqueue.jobs (id, queue, task, args, kwargs, priority, run_at, max_attempts
 FROM STDIN
 
 -- name: enqueue_one
--- The single-job twin of `enqueue`, one short prepared statement. It returns
--- no row when it inserted nothing (the unique key is held, or the queue is at
--- its max_depth): the caller then asks `queue_full` / `jobs_by_unique_key` why.
+-- The single-job twin of `enqueue` for a queue without max_depth: one short
+-- prepared statement. No row comes back when it inserted nothing (the unique
+-- key is held, or the queue has a max_depth): the caller asks `queue_depth`
+-- why, and takes `enqueue_one_limited` for a queue with a max_depth.
 WITH ins AS (
+{enqueue_one_select}
+    WHERE NOT EXISTS (SELECT 1 FROM pgqueue.queues AS q
+                      WHERE q.name = %(queue)s AND q.max_depth IS NOT NULL)
+{enqueue_one_finish}
+
+-- name: enqueue_one_limited
+-- `enqueue_one` for a queue with a max_depth: nothing when the queue is full.
+WITH ins AS (
+{enqueue_one_select}
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pgqueue.queues AS q
+        WHERE q.name = %(queue)s AND q.max_depth IS NOT NULL
+          AND 1 + {waiting_in_queue} > q.max_depth)
+{enqueue_one_finish}
+
+-- name: enqueue_one_select
+-- Fragment: the single job's row (enqueue_one*).
     INSERT INTO pgqueue.jobs (queue, task, args, kwargs, priority, run_at,
                               max_attempts, unique_key, meta)
     SELECT %(queue)s, %(task)s, %(args)s::jsonb, %(kwargs)s::jsonb, %(priority)s,
            coalesce(%(run_at)s::timestamptz, now() + make_interval(secs => %(delay)s)),
            %(max_attempts)s, %(unique_key)s, %(meta)s::jsonb
-    WHERE NOT EXISTS (
-        SELECT 1 FROM pgqueue.queues AS q
-        WHERE q.name = %(queue)s AND q.max_depth IS NOT NULL
-          AND 1 + {waiting_in_queue} > q.max_depth)
+
+-- name: enqueue_one_finish
+-- Fragment: skip a held unique key, return the row, wake its queue (enqueue_one*).
     ON CONFLICT (unique_key)
         WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'failed')
         DO NOTHING
@@ -98,12 +115,11 @@ SELECT id, unique_key, status, run_at, created_at,
        CASE WHEN run_at <= now() THEN pg_notify('pgqueue_jobs', queue) END
 FROM ins
 
--- name: queue_full
--- Whether one more job would overflow the queue's max_depth.
-SELECT EXISTS (
-    SELECT 1 FROM pgqueue.queues AS q
-    WHERE q.name = %(queue)s AND q.max_depth IS NOT NULL
-      AND 1 + {waiting_in_queue} > q.max_depth)
+-- name: queue_depth
+-- Whether the queue has a max_depth, and whether one more job would overflow it.
+SELECT q.max_depth IS NOT NULL, coalesce(1 + {waiting_in_queue} > q.max_depth, false)
+FROM pgqueue.queues AS q
+WHERE q.name = %(queue)s
 
 -- name: waiting_in_queue
 -- Fragment: waiting jobs of queue `q`, counted up to just past its max_depth.
