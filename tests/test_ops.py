@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,7 +26,13 @@ def app(clean_db: str) -> Iterator[pgqueue.App]:
 
 def claim(dsn: str, queues: list[str], limit: int = 10) -> list[Any]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        params = {"queues": queues, "limit": limit, "lease": 30.0, "worker_id": "test"}
+        params = {
+            "queues": queues,
+            "limit": limit,
+            "lease": 30.0,
+            "worker_id": "test",
+            "token": str(uuid.uuid4()),
+        }
         return conn.execute(query("claim"), params).fetchall()
 
 

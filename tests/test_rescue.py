@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import uuid
 from typing import Any
 
 import psycopg
@@ -26,7 +27,13 @@ def dsn(clean_db: str) -> str:
 def _expired_running_job(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO pgqueue.jobs (task) VALUES ('t')")
-        params = {"queues": ["default"], "limit": 1, "lease": 30.0, "worker_id": "gone"}
+        params = {
+            "queues": ["default"],
+            "limit": 1,
+            "lease": 30.0,
+            "worker_id": "gone",
+            "token": str(uuid.uuid4()),
+        }
         job_id = int(conn.execute(query("claim"), params).fetchall()[0][0])
         conn.execute("UPDATE pgqueue.jobs SET leased_until = now() - interval '1s'")
     return job_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import psycopg
@@ -13,8 +14,13 @@ from pgqueue._sql import query
 
 def claim(conn: psycopg.Connection[Any], limit: int, queues: list[str] | None = None,
           lease: float = 30.0, worker: str = "w1") -> list[tuple[Any, ...]]:  # fmt: skip
-    params = {"queues": queues or ["default"], "limit": limit, "lease": lease, "worker_id": worker}
-    return conn.execute(query("claim"), params).fetchall()
+    """Rows as (id, queue, task, args, kwargs, attempts, max_attempts, token, meta):
+    the claim's token (one per claim) put in each row."""
+    token = str(uuid.uuid4())
+    params = {"queues": queues or ["default"], "limit": limit, "lease": lease,
+              "worker_id": worker, "token": token}  # fmt: skip
+    rows = conn.execute(query("claim"), params).fetchall()
+    return [(*row[:7], token, row[7]) for row in rows]
 
 
 def complete(conn: psycopg.Connection[Any], job_id: int, token: str,
@@ -47,7 +53,8 @@ def test_claim_uses_the_partial_index_at_a_100k_backlog(db: psycopg.Connection[A
     insert_jobs(db, 2_000, queue="other")
     db.execute("UPDATE pgqueue.jobs SET status = 'succeeded' WHERE id % 3 = 0")
     db.execute("VACUUM ANALYZE pgqueue.jobs")
-    params = {"queues": ["default", "other"], "limit": 50, "lease": 30.0, "worker_id": "w"}
+    params = {"queues": ["default", "other"], "limit": 50, "lease": 30.0, "worker_id": "w",
+              "token": str(uuid.uuid4())}  # fmt: skip
     with db.transaction(force_rollback=True):
         plan = "\n".join(
             r[0] for r in db.execute("EXPLAIN (ANALYZE, COSTS OFF) " + query("claim"), params)

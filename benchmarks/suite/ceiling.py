@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -38,11 +39,13 @@ def run_loop(config: dict[str, Any]) -> int:
         "limit": batch,
         "lease": 30.0,
         "worker_id": f"ceiling:{os.getpid()}",
+        "token": "",
     }
     jobs = claims = 0
     claim_s = complete_s = 0.0
     with psycopg.connect(config["dsn"], autocommit=True) as conn:
         while not stop:
+            params["token"] = token = str(uuid.uuid4())  # one per claim, as the worker does
             t0 = time.perf_counter()
             rows = conn.execute(claim_sql, params).fetchall()
             t1 = time.perf_counter()
@@ -54,7 +57,7 @@ def run_loop(config: dict[str, Any]) -> int:
                 complete_sql,
                 {
                     "ids": [r[0] for r in rows],
-                    "tokens": [r[7] for r in rows],
+                    "tokens": [token] * k,
                     "statuses": ["succeeded"] * k,
                     "results": [None] * k,
                     "delays": [None] * k,

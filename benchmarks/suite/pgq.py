@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -92,7 +93,8 @@ def explain_claim(dsn: str, limit: int) -> dict[str, Any]:
     """EXPLAIN ANALYZE of one claim, rolled back: its time and buffers at this size."""
     from pgqueue._sql import query
 
-    params = {"queues": ["bench"], "limit": limit, "lease": 30.0, "worker_id": "explain"}
+    params = {"queues": ["bench"], "limit": limit, "lease": 30.0, "worker_id": "explain",
+              "token": str(uuid.uuid4())}  # fmt: skip
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query("claim"), params

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +229,9 @@ def explain_statements(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
     Pgqueue().reset(dsn)
     Pgqueue().enqueue_bulk(dsn, jobs)
     db.vacuum(dsn, "pgqueue.jobs")
-    claim = {"queues": ["bench"], "limit": batch, "lease": 30.0, "worker_id": "explain"}
+    token = str(uuid.uuid4())
+    claim = {"queues": ["bench"], "limit": batch, "lease": 30.0, "worker_id": "explain",
+             "token": token}  # fmt: skip
     out: dict[str, Any] = {"queued": jobs, "batch": batch}
     with psycopg.connect(dsn) as conn:
         for _ in range(6):  # past psycopg's prepare threshold, as in a worker
@@ -239,7 +242,7 @@ def explain_statements(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
         conn.rollback()
         rows = conn.execute(query("claim"), claim).fetchall()
         k = len(rows)
-        params = {"ids": [r[0] for r in rows], "tokens": [r[7] for r in rows],
+        params = {"ids": [r[0] for r in rows], "tokens": [token] * k,
                   "statuses": ["succeeded"] * k, "results": [None] * k, "delays": [None] * k,
                   "errors": [None] * k, "entries": [None] * k}  # fmt: skip
         plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, WAL) " + query("complete"), params)

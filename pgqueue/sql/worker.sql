@@ -160,11 +160,12 @@ UPDATE pgqueue.jobs AS jobs
 SET status = 'running',
     attempts = jobs.attempts + 1,
     leased_until = now() + make_interval(secs => %(lease)s),
-    lease_token = gen_random_uuid(),
+    lease_token = %(token)s::uuid,  -- one per claim: (id, token) fences each job's outcome
     worker_id = %(worker_id)s,
     started_at = now()
 -- An id list, not a join: the planner always probes the primary key (a join
 -- may be planned as a hash join over the whole table).
 WHERE jobs.id = ANY(ARRAY(SELECT id FROM candidates))
-RETURNING jobs.id, jobs.queue, jobs.task, jobs.args, jobs.kwargs, jobs.attempts,
-          jobs.max_attempts, jobs.lease_token::text, jobs.meta
+-- JSON as text: the worker decodes it itself, skipping the decoder for empty ones.
+RETURNING jobs.id, jobs.queue, jobs.task, jobs.args::text, jobs.kwargs::text, jobs.attempts,
+          jobs.max_attempts, jobs.meta::text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from json import loads
 from typing import Any
 
 # (id, lease token, status, result JSON, retry delay, last error, error entry JSON):
@@ -28,18 +29,13 @@ class Claimed:
         "token",
     )
 
-    def __init__(self, row: tuple[Any, ...], lease: float) -> None:
-        (
-            self.id,
-            self.queue,
-            self.task,
-            self.args,
-            self.kwargs,
-            self.attempts,
-            self.max_attempts,
-            self.token,
-            self.meta,
-        ) = row
+    def __init__(self, row: tuple[Any, ...], lease: float, token: str) -> None:
+        # args, kwargs and meta arrive as JSON text (see lease_candidates).
+        self.id, self.queue, self.task, args, kwargs, self.attempts, self.max_attempts, meta = row
+        self.args = [] if args == "[]" else loads(args)
+        self.kwargs = {} if kwargs == "{}" else loads(kwargs)
+        self.meta = {} if meta == "{}" else loads(meta)
+        self.token = token
         self.lease = lease
         self.started = False
         self.t0 = 0.0

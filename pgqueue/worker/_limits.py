@@ -50,7 +50,6 @@ class LimitedQueues:
                 (query("claim_limited"), {**params, "queues": order}),
             ]
         )
-        lease = params["lease"]
-        # claim_limited returns (id, queue, task, args, kwargs, attempts, max_attempts,
-        # lease_token uuid, ...): the columns of `claim`, then more.
-        return [Claimed(row, lease) for row in rows or ()]
+        lease, token = params["lease"], params["token"]
+        # claim_limited returns the columns of `claim` (lease_candidates).
+        return [Claimed(row, lease, token) for row in rows or ()]

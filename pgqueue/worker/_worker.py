@@ -27,6 +27,7 @@ import contextlib
 import logging
 import random
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from pgqueue._sql import query
@@ -171,20 +172,21 @@ class Worker:
 
     async def _claim(self, limit: int) -> list[Claimed]:
         queues = self._queue_order()
-        params = {
+        token = str(uuid.uuid4())
+        params: dict[str, Any] = {
             "queues": queues,
             "limit": limit,
             "lease": self.lease,
             "worker_id": self.worker_id,
+            "token": token,
         }
         await self.limits.refresh(self.db)
         jobs = await self.limits.claim(self.db, queues, params) if self.limits.names else []
         if len(jobs) < limit:
             params["limit"] = limit - len(jobs)
             lease = self.lease
-            jobs += [
-                Claimed(row, lease) for row in await self.db.fetch(query("claim"), params) or ()
-            ]
+            rows = await self.db.fetch(query("claim"), params) or ()
+            jobs += [Claimed(row, lease, token) for row in rows]
         if jobs and logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 kv(
