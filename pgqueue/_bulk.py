@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -52,16 +52,21 @@ class Batch:
             yield (i, s.queue, s.task, a, k, s.priority, run_at(s, now), s.max_attempts, m)
 
     def jobs(self, ids: Sequence[int], now: datetime, app: App) -> list[Job]:
-        """The inserted jobs, as ``enqueue`` would have returned them."""
+        """The inserted jobs, as ``enqueue`` would have returned them (kwargs and
+        meta are the specs' own mappings, as for a single enqueue)."""
         with gc_paused():
             return [
                 Job(
-                    i, s.queue, s.task, list(s.args), dict(s.kwargs), s.priority, "queued",
+                    i, s.queue, s.task, list(s.args), _dict(s.kwargs), s.priority, "queued",
                     run_at(s, now), 0, s.max_attempts, None, None, None, now, None, None,
-                    None, [], None, None, False, dict(s.meta), app,
+                    None, [], None, None, False, _dict(s.meta), app,
                 )
                 for s, i in zip(self.specs, ids, strict=True)
             ]  # fmt: skip
+
+
+def _dict(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return mapping if type(mapping) is dict else dict(mapping)
 
 
 @contextlib.contextmanager
