@@ -42,27 +42,29 @@ class Batch:
     def copy_query(self) -> str:
         return "enqueue_copy_timed" if self.timed else "enqueue_copy"
 
-    def rows(self, ids: Sequence[int], now: datetime) -> Iterator[Row]:
-        """The COPY rows, in the column order of ``copy_query``."""
-        if not self.timed:
-            for s, (a, k, m), i in zip(self.specs, self.encoded, ids, strict=True):
-                yield (i, s.queue, s.task, a, k, s.priority, s.max_attempts, m)
-            return
-        for s, (a, k, m), i in zip(self.specs, self.encoded, ids, strict=True):
-            yield (i, s.queue, s.task, a, k, s.priority, run_at(s, now), s.max_attempts, m)
+    def rows(self, ids: Sequence[int], now: datetime, app: App, jobs: list[Job]) -> Iterator[Row]:
+        """The COPY rows, in ``copy_query``'s column order.
 
-    def jobs(self, ids: Sequence[int], now: datetime, app: App) -> list[Job]:
-        """The inserted jobs, as ``enqueue`` would have returned them (kwargs and
-        meta are the specs' own mappings, as for a single enqueue)."""
-        with gc_paused():
-            return [
+        Each row's ``Job`` (as ``enqueue`` returns it; kwargs and meta are the
+        spec's own mappings, as for a single enqueue) is appended to ``jobs``
+        as the row goes out: Python builds them while the server is still
+        reading the COPY on the other core. Run under ``gc_paused()``.
+        """
+        timed = self.timed
+        append = jobs.append
+        for s, (a, k, m), i in zip(self.specs, self.encoded, ids, strict=True):
+            due = run_at(s, now) if timed else now
+            append(
                 Job(
                     i, s.queue, s.task, list(s.args), _dict(s.kwargs), s.priority, "queued",
-                    run_at(s, now), 0, s.max_attempts, None, None, None, now, None, None,
+                    due, 0, s.max_attempts, None, None, None, now, None, None,
                     None, [], None, None, False, _dict(s.meta), app,
                 )
-                for s, i in zip(self.specs, ids, strict=True)
-            ]  # fmt: skip
+            )  # fmt: skip
+            if timed:
+                yield (i, s.queue, s.task, a, k, s.priority, due, s.max_attempts, m)
+            else:
+                yield (i, s.queue, s.task, a, k, s.priority, s.max_attempts, m)
 
 
 def _dict(mapping: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
-from pgqueue._bulk import Batch
+from pgqueue._bulk import Batch, gc_paused
 from pgqueue._core import FINISHED, JobSpec, check_status, match_inserted
 from pgqueue._errors import PgQueueError, QueueFull
 from pgqueue._job import Job
@@ -158,10 +159,11 @@ def enqueue_bulk_sync(conn: psycopg.Connection[Any], batch: Batch, app: App) -> 
         return [Job.from_row(r, app) for r in rows]
     with _transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         ids, now = _copied(batch, cur.execute(query("enqueue_prelude"), batch.params).fetchone())
-        with cur.copy(query(batch.copy_query)) as cp:
-            for row in batch.rows(ids, now):
+        jobs: list[Job] = []
+        with cur.copy(query(batch.copy_query), writer=QueuedLibpqWriter(cur)) as cp, gc_paused():
+            for row in batch.rows(ids, now, app, jobs):
                 cp.write_row(row)
-    return batch.jobs(ids, now, app)
+    return jobs
 
 
 async def enqueue_bulk_async(
@@ -173,10 +175,12 @@ async def enqueue_bulk_async(
     async with _atransaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(query("enqueue_prelude"), batch.params)
         ids, now = _copied(batch, await cur.fetchone())
+        jobs: list[Job] = []
         async with cur.copy(query(batch.copy_query)) as cp:
-            for row in batch.rows(ids, now):
-                await cp.write_row(row)
-    return batch.jobs(ids, now, app)
+            with gc_paused():
+                for row in batch.rows(ids, now, app, jobs):
+                    await cp.write_row(row)
+    return jobs
 
 
 def _enqueue_json_sync(

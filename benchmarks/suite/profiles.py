@@ -46,17 +46,7 @@ class Profile:
 
 DEFAULT = Profile(
     name="default",
-    peer_enqueue_single=3_000,
-    peer_enqueue_bulk=50_000,
-    peer_latency_jobs=300,
-    backlog_finished=2_000_000,
     scaled=(
-        "peers' single enqueue: 3,000 calls (not 10,000), peers' bulk enqueue: 50,000 jobs"
-        " (not 100,000): procrastinate defers ~1,000 jobs/s one at a time, and the rate per"
-        " call does not depend on the count",
-        "peers' latency: 300 jobs 10 ms apart (not 500)",
-        "backlog: 2,000,000 finished rows (not 5,000,000): writing 5M rows alone takes"
-        " a minute on this machine",
         "drain: a run stops 5 s (pgqueue), 3 s (peers) or 3 s (ceiling loop) after its first"
         " finished job if the 50,000 jobs are not done by then (the slow setups: their rate"
         " is steady by then)",
