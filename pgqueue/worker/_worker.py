@@ -168,6 +168,9 @@ class Worker:
             # Burst mode, or limited queues (a finished job frees a max_running place):
             # a job finishing here is also a reason to claim again.
             on_finish = cfg.until_empty or bool(self.limits.names)
+            # Re-read the limited queues now, while idle, rather than in front of
+            # the claim a notification triggers.
+            await self.limits.refresh(self.db)
             await self._wait(self._poll_timeout(), since=gen if on_finish else None)
 
     async def _claim(self, limit: int) -> list[Claimed]:
@@ -258,14 +261,17 @@ class Worker:
                 if self._finished_gen != since:
                     return
                 self._wake_on_finish = True
+        # The timeout sets the event too (the loop clears it before each claim):
+        # awaiting the event directly, not through wait_for's extra task, saves
+        # a loop iteration or two between a NOTIFY and the claim it triggers.
+        timer = (
+            None if timeout is None else asyncio.get_running_loop().call_later(timeout, wake.set)
+        )
         try:
-            if timeout is None:
-                await wake.wait()
-            else:
-                await asyncio.wait_for(wake.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
+            await wake.wait()
         finally:
+            if timer is not None:
+                timer.cancel()
             self._wake_on_finish = False
 
     async def _sleep(self, delay: float) -> None:
