@@ -64,6 +64,7 @@ def run_loop(config: dict[str, Any]) -> int:
                     "errors": [None] * k,
                     "entries": [None] * k,
                 },
+                prepare=False,  # as the worker's completer: never a generic plan
             ).fetchall()
             complete_s += time.perf_counter() - t1
             jobs += k
