@@ -113,7 +113,10 @@ class Heartbeat:
                     {"ids": ids, "tokens": tokens, "leases": leases},
                     prepare=False,  # see _completer.UNPREPARED
                 ).fetchall()
-                self._check(ids, rows)
+                # Jobs recorded by the completer while this ran are no longer
+                # `running`: not lost, just done. Only those still held count.
+                still = {h[0] for h in self._held()}
+                self._check(ids, rows, still)
             self.beats += 1
         except psycopg.Error as exc:
             log(logging.WARNING, "heartbeat_failed", worker=self.worker_id, error=first_line(exc))
@@ -122,9 +125,9 @@ class Heartbeat:
                     self._conn.close()
                 self._conn = None
 
-    def _check(self, ids: list[int], rows: list[tuple[Any, ...]]) -> None:
+    def _check(self, ids: list[int], rows: list[tuple[Any, ...]], still: set[int]) -> None:
         alive = {row[0] for row in rows}
-        lost = [i for i in ids if i not in alive and i not in self._lost]
+        lost = [i for i in ids if i not in alive and i in still and i not in self._lost]
         if lost:
             self._lost.update(lost)
             self._on_lost(lost)
