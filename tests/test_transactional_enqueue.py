@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
 import pgqueue
+from pgqueue._bulk import COPY_MIN
 
 
 def sa_url(dsn: str) -> str:
@@ -69,22 +70,24 @@ def test_sqlalchemy_session(clean_db: str, task: Any, app: pgqueue.App, outcome:
             session.execute(text("SELECT 1"))
             task.options(connection=session).enqueue(1)
             app.enqueue_many([task.job(2), task.job(3)], connection=session)
+            app.enqueue_many([task.job(i) for i in range(COPY_MIN)], connection=session)  # COPY
             assert count(clean_db) == 0
             getattr(session, outcome)()
-            assert count(clean_db) == (3 if outcome == "commit" else 0)
+            assert count(clean_db) == (3 + COPY_MIN if outcome == "commit" else 0)
             assert notes() == (["tx"] if outcome == "commit" else [])
     finally:
         engine.dispose()
 
 
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
-def test_sqlalchemy_connection(clean_db: str, task: Any, outcome: str) -> None:
+def test_sqlalchemy_connection(clean_db: str, task: Any, app: pgqueue.App, outcome: str) -> None:
     engine = create_engine(sa_url(clean_db))
     try:
         with engine.connect() as conn:
             task.options(connection=conn).enqueue(1)
+            app.enqueue_many([task.job(i) for i in range(COPY_MIN)], connection=conn)  # COPY
             getattr(conn, outcome)()
-        assert count(clean_db) == (1 if outcome == "commit" else 0)
+        assert count(clean_db) == (1 + COPY_MIN if outcome == "commit" else 0)
     finally:
         engine.dispose()
 
@@ -112,12 +115,14 @@ async def test_sqlalchemy_async_session_and_connection(
         async with AsyncSession(engine) as session:
             await task.options(connection=session).enqueue_async(1)
             await app.enqueue_many_async([task.job(2)], connection=session)
+            copied = [task.job(i) for i in range(COPY_MIN)]  # the COPY path
+            await app.enqueue_many_async(copied, connection=session)
             assert count(clean_db) == 0
             await getattr(session, outcome)()
         async with engine.connect() as conn:
             await task.options(connection=conn).enqueue_async(3)
             await getattr(conn, outcome)()
-        assert count(clean_db) == (3 if outcome == "commit" else 0)
+        assert count(clean_db) == (3 + COPY_MIN if outcome == "commit" else 0)
     finally:
         await engine.dispose()
 
