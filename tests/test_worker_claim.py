@@ -150,3 +150,27 @@ def test_release_gives_back_unstarted_without_counting_an_attempt(
         "SELECT id, status, attempts, worker_id, lease_token FROM pgqueue.jobs ORDER BY id"
     ).fetchall()
     assert sorted(rows) == sorted([(a, "queued", 0, None, None), (b, "queued", 1, None, None)])
+
+
+def test_complete_params_survive_any_text(db: psycopg.Connection[Any]) -> None:
+    from pgqueue.worker._completer import complete_params
+
+    insert_jobs(db, 3)
+    (a, *_, token, _), (b, *_), (c, *_) = claim(db, 3)
+    nasty = 'q"uo\\te, {brace} NULL\n\ttab \u2603 ""'
+    batch = [
+        (a, token, "succeeded", json.dumps({"s": nasty, "n": [1, None]}), None, None, None),
+        (b, token, "failed", None, 2.5, nasty, json.dumps({"error": nasty})),
+        (c, token, "dead", None, None, "", json.dumps({"error": ""})),
+    ]
+    done = db.execute(query("complete"), complete_params(batch)).fetchall()
+    assert sorted(r[0] for r in done) == [a, b, c]
+    rows = db.execute(
+        "SELECT id, status, result, last_error, errors, run_at > now() + interval '2 seconds'"
+        " FROM pgqueue.jobs ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        (a, "succeeded", {"s": nasty, "n": [1, None]}, None, [], False),
+        (b, "failed", None, nasty, [{"error": nasty}], True),
+        (c, "dead", None, "", [{"error": ""}], False),
+    ]

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from pgqueue._sql import query
+from pgqueue.worker._completer import complete_params
 
 
 def run_loop(config: dict[str, Any]) -> int:
@@ -53,17 +54,11 @@ def run_loop(config: dict[str, Any]) -> int:
             if not rows:
                 break
             k = len(rows)
+            # The worker's own parameters for the same batch (array literals).
+            outcomes = [(r[0], token, "succeeded", None, None, None, None) for r in rows]
             conn.execute(
                 complete_sql,
-                {
-                    "ids": [r[0] for r in rows],
-                    "tokens": [token] * k,
-                    "statuses": ["succeeded"] * k,
-                    "results": [None] * k,
-                    "delays": [None] * k,
-                    "errors": [None] * k,
-                    "entries": [None] * k,
-                },
+                complete_params(outcomes),
                 prepare=False,  # as the worker's completer: never a generic plan
             ).fetchall()
             complete_s += time.perf_counter() - t1

@@ -225,6 +225,7 @@ def explain_statements(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
     """``EXPLAIN (ANALYZE, BUFFERS, WAL)`` of one claim of ``batch`` from a queue of
     ``jobs``, then of the ``complete`` of that batch; rolled back."""
     from pgqueue._sql import query
+    from pgqueue.worker._completer import complete_params
 
     Pgqueue().reset(dsn)
     Pgqueue().enqueue_bulk(dsn, jobs)
@@ -241,10 +242,8 @@ def explain_statements(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
         out["claim"] = [r[0] for r in plan.fetchall()]
         conn.rollback()
         rows = conn.execute(query("claim"), claim).fetchall()
-        k = len(rows)
-        params = {"ids": [r[0] for r in rows], "tokens": [token] * k,
-                  "statuses": ["succeeded"] * k, "results": [None] * k, "delays": [None] * k,
-                  "errors": [None] * k, "entries": [None] * k}  # fmt: skip
+        params = complete_params([(r[0], token, "succeeded", None, None, None, None)
+                                  for r in rows])  # fmt: skip
         plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, WAL) " + query("complete"), params)
         out["complete"] = [r[0] for r in plan.fetchall()]
         conn.rollback()

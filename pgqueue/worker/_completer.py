@@ -34,18 +34,36 @@ STOP_RETRY_FOR = 10.0  # seconds stop() keeps retrying a flush while the databas
 RETRY_WAKE_SPACING = 0.05  # seconds: retries due this close together share one wake-up
 
 
-def complete_params(batch: Sequence[Outcome]) -> dict[str, list[Any]]:
-    """The ``complete`` query's arrays, one element per outcome."""
+def complete_params(batch: Sequence[Outcome]) -> dict[str, str]:
+    """The ``complete`` query's arrays, one element per outcome, as array literals.
+
+    Text, not Python lists: psycopg dumps a list element by element in Python
+    (~3.5 us per outcome for the seven, measured), a str in C (~0.4 us).
+    """
     ids, tokens, statuses, results, delays, errors, entries = zip(*batch, strict=True)
     return {
-        "ids": list(ids),
-        "tokens": list(tokens),
-        "statuses": list(statuses),
-        "results": list(results),
-        "delays": list(delays),
-        "errors": list(errors),
-        "entries": list(entries),
+        "ids": "{" + ",".join(map(str, ids)) + "}",
+        "tokens": array_literal(tokens),
+        "statuses": array_literal(statuses),
+        "results": array_literal(results),
+        "delays": array_literal(delays),
+        "errors": array_literal(errors),
+        "entries": array_literal(entries),
     }
+
+
+def array_literal(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal: None is NULL, anything else is quoted text
+    (backslash and double quote escaped), whatever it contains."""
+    if all(v is None for v in values):
+        return "{" + ",".join(["NULL"] * len(values)) + "}"
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # Never prepared: a generic plan cannot see the batch size and may rescan the
