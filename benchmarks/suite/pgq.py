@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from typing import Any
@@ -62,6 +63,61 @@ def raw_insert(dsn: str, n: int, runs: int) -> Figure:
             execute = conn.execute
             rates.append(n / timed(lambda: [execute(statement, row) for _ in range(n)]))  # noqa: B023
     return summarize(rates, "jobs/s") | {"jobs": n}
+
+
+# The latency floor: what any PostgreSQL queue pays between an enqueue and a start on
+# this machine. The producer inserts a row into pgqueue's table and NOTIFYs in one
+# autocommit statement (the commit's WAL flush included); a plain LISTEN loop answers
+# each notification at once with a SELECT on a second connection, no framework.
+FLOOR_CHANNEL = "pgqueue_bench_floor"
+FLOOR_ENQUEUE = f"""
+WITH i AS (INSERT INTO pgqueue.jobs ({COLUMNS})
+           VALUES ('bench_floor', 'bench.noop', '[]', '{{}}', 0, 3) RETURNING 1)
+SELECT pg_notify('{FLOOR_CHANNEL}', now()::text) FROM i
+"""
+
+
+def latency_floor(dsn: str, n: int, spacing: float, runs: int) -> dict[str, Any]:
+    """enqueue-to-reaction p50/p95/p99 of the LISTEN loop (median over runs)."""
+    per_run = [latency_summary(_floor_batch(dsn, n, spacing)) for _ in range(runs)]
+    db.execute(dsn, "DELETE FROM pgqueue.jobs WHERE queue = 'bench_floor'")
+    return {q: summarize([r[q] for r in per_run], "ms") for q in ("p50", "p95", "p99", "max")} | {
+        "jobs": n
+    }
+
+
+def _floor_batch(dsn: str, n: int, spacing: float) -> list[float]:
+    waits: list[float] = []
+    listening = threading.Event()
+
+    def listen() -> None:
+        with (
+            psycopg.connect(dsn, autocommit=True) as conn,
+            psycopg.connect(dsn, autocommit=True) as answer,
+        ):
+            conn.execute(f"LISTEN {FLOOR_CHANNEL}")
+            listening.set()
+            for note in conn.notifies(timeout=30, stop_after=n):
+                row = answer.execute(
+                    "SELECT extract(epoch FROM now() - %s::timestamptz)::float8 * 1000",
+                    (note.payload,),
+                ).fetchone()
+                assert row is not None
+                waits.append(float(row[0]))
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    listening.wait(10)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        next_at = time.monotonic()
+        for _ in range(n):
+            conn.execute(FLOOR_ENQUEUE)
+            next_at += spacing
+            time.sleep(max(0.0, next_at - time.monotonic()))
+    thread.join(30)
+    if len(waits) < n:
+        raise RunFailed(f"the LISTEN loop saw {len(waits)} of {n} notifications")
+    return waits
 
 
 # -- the ceiling -------------------------------------------------------------------

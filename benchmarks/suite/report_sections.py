@@ -199,12 +199,21 @@ def _latency(results: dict[str, Any], table: Table) -> list[str]:
             )
         if status and not results.get("latency", {}).get(name):
             rows.append([name, "-", status, "", "", "", ""])
+    floor = results.get("latency_floor")
+    if isinstance(floor, dict) and "p50" in floor:
+        rows.append(
+            ["PostgreSQL floor", "LISTEN loop", fmt_ms(floor["p50"]), fmt_ms(floor["p95"]),
+             fmt_ms(floor["p99"]), fmt_ms(floor["max"]), f"{floor['jobs']}"]
+        )  # fmt: skip
     return [
         "## Idle latency",
         "",
         "An idle, warmed-up worker; jobs enqueued one at a time, 10 ms apart; the wait is "
         "the claim transaction's time minus the enqueue transaction's (server clock). "
-        "Each percentile: median over runs (min-max).",
+        "Each percentile: median over runs (min-max). The PostgreSQL floor: the same "
+        "INSERT and NOTIFY in one autocommit statement, answered at once by a plain "
+        "LISTEN loop with a SELECT (its transaction's time minus the insert's): what "
+        "any queue on this server and machine pays, before any framework.",
         "",
         *table(["system", "setup", "p50", "p95", "p99", "max", "jobs per run"], rows),
     ]

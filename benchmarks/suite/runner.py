@@ -106,6 +106,11 @@ class Run:
                     ),
                 }
         setups = system.setups(p)
+        if "latency" in self.sections and name == "pgqueue":
+            self.results["latency_floor"] = self.step(
+                "PostgreSQL latency floor",
+                lambda: pgq.latency_floor(dsn, sizes["latency"], p.latency_spacing, p.runs),
+            )
         if "latency" in self.sections:
             self.results["latency"][name] = {
                 s.label: self.step(

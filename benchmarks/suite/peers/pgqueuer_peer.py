@@ -9,7 +9,8 @@ connection (the quick start), ``batch_size=10``. Tuning
 (docs/guides/performance-tuning.md, docs/benchmark.md): ``batch_size``
 raised for short jobs, and the asyncpg driver ("nearly double" psycopg's
 throughput). Enqueue: ``SyncQueries.enqueue`` (single, and lists for batches).
-Timestamps: ``pgqueuer_log`` (queued, picked, successful).
+Timestamps: ``pgqueuer_log`` (queued, picked, successful). Event loop:
+uvloop, as its CLI runs it.
 """
 
 from __future__ import annotations
@@ -164,6 +165,15 @@ async def _worker(config: dict[str, Any]) -> None:
 
 
 def run_worker(config: dict[str, Any]) -> int:
-    """The worker process (``python -m benchmarks.suite.workers pgqueuer``)."""
-    asyncio.run(_worker(config))
+    """The worker process (``python -m benchmarks.suite.workers pgqueuer``).
+
+    On uvloop when it is installed (a dependency of pgqueuer), as ``pgq run``
+    does (pgqueuer/adapters/cli/cli.py).
+    """
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_worker(config))
+    else:
+        uvloop.run(_worker(config))
     return 0
