@@ -6,12 +6,10 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from pgqueue import _admin, _bulk, _client, _queues, _schedules, _wait
-from pgqueue._config import resolve_dsn, unavailable
-from pgqueue._connection import sync_connection
+from pgqueue._config import resolve_dsn
 from pgqueue._core import JobSpec, RetryPolicy, enqueue_one_params
 from pgqueue._errors import ConfigurationError, JobNotFound
 from pgqueue._job import Job
@@ -142,16 +140,8 @@ class App(PoolOwner):
     def enqueue_one(self, spec: JobSpec, *, connection: Any = None) -> Job:
         """Insert one job (what ``task.enqueue`` does): one short statement."""
         params = enqueue_one_params(spec)  # TypeError on non-JSON, before any I/O
-        if connection is None:
-            # The pool directly: a single enqueue is short enough for the
-            # context-manager layers to show.
-            try:
-                with self.pool().connection() as conn:
-                    row = _client.enqueue_one_sync(conn, spec, params, self._limited)
-            except psycopg.OperationalError as exc:
-                raise unavailable(self.dsn, exc) from exc
-        else:
-            row = _client.enqueue_one_sync(sync_connection(connection), spec, params, self._limited)
+        with self._connection(connection) as conn:
+            row = _client.enqueue_one_sync(conn, spec, params, self._limited)
         return Job.from_row(row, self)
 
     async def enqueue_one_async(self, spec: JobSpec, *, connection: Any = None) -> Job:

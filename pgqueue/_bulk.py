@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pgqueue._core import JobSpec, dumps, enqueue_params
-from pgqueue._job import Job
+from pgqueue._core import JobSpec, encode_json, enqueue_params
+from pgqueue._job import Job, inserted_row
 
 if TYPE_CHECKING:
     from pgqueue._app import App
@@ -54,21 +54,11 @@ class Batch:
         append = jobs.append
         for s, (a, k, m), i in zip(self.specs, self.encoded, ids, strict=True):
             due = run_at(s, now) if timed else now
-            append(
-                Job(
-                    i, s.queue, s.task, list(s.args), _dict(s.kwargs), s.priority, "queued",
-                    due, 0, s.max_attempts, None, None, None, now, None, None,
-                    None, [], None, None, False, _dict(s.meta), app,
-                )
-            )  # fmt: skip
+            append(Job.from_row(inserted_row(s, i, due, now), app))
             if timed:
                 yield (i, s.queue, s.task, a, k, s.priority, due, s.max_attempts, m)
             else:
                 yield (i, s.queue, s.task, a, k, s.priority, s.max_attempts, m)
-
-
-def _dict(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    return mapping if type(mapping) is dict else dict(mapping)
 
 
 @contextlib.contextmanager
@@ -106,13 +96,7 @@ def _prepare_copy(specs: Sequence[JobSpec], force: bool) -> Batch:
     queues: dict[str, list[Any]] = {}  # name -> [count, any due now, earliest run_at]
     timed = False
     for s in specs:
-        encoded.append(
-            (
-                dumps(s.args, f"argument of {s.task}") if s.args else "[]",
-                dumps(s.kwargs, f"keyword argument of {s.task}") if s.kwargs else "{}",
-                dumps(s.meta, f"meta of {s.task}") if s.meta else "{}",
-            )
-        )
+        encoded.append(encode_json(s))
         q = queues.get(s.queue)
         if q is None:
             q = queues[s.queue] = [0, False, None]

@@ -14,7 +14,7 @@ from psycopg.rows import tuple_row
 from pgqueue._bulk import Batch, gc_paused
 from pgqueue._core import FINISHED, JobSpec, check_status, match_inserted
 from pgqueue._errors import PgQueueError, QueueFull
-from pgqueue._job import Job
+from pgqueue._job import Job, inserted_row
 from pgqueue._sql import query
 
 if TYPE_CHECKING:
@@ -24,13 +24,9 @@ Row = tuple[Any, ...]
 
 
 def _job_row(spec: JobSpec, ins: Row) -> Row:
-    """A full job row (JOB_FIELDS order) from a spec and its ``enqueue`` result."""
+    """A full job row from a spec and its ``enqueue`` result."""
     job_id, unique_key, status, run_at, created_at = ins[:5]
-    return (
-        job_id, spec.queue, spec.task, list(spec.args), spec.kwargs, spec.priority,
-        status, run_at, 0, spec.max_attempts, None, None, unique_key, created_at,
-        None, None, None, [], None, None, False, spec.meta,
-    )  # fmt: skip
+    return inserted_row(spec, job_id, run_at, created_at, status, unique_key)
 
 
 def _assemble(
@@ -47,11 +43,15 @@ def _assemble(
     return out
 
 
+def queue_full(names: Sequence[str]) -> QueueFull:
+    return QueueFull(f"queue {', '.join(map(repr, names))} is at its maximum depth")
+
+
 def check_full(rows: list[Row]) -> list[Row]:
     """Raise ``QueueFull`` for the queues the ``enqueue`` query refused."""
     full = sorted(r[1] for r in rows if r[0] is None)
     if full:
-        raise QueueFull(f"queue {', '.join(map(repr, full))} is at its maximum depth")
+        raise queue_full(full)
     return rows
 
 
@@ -65,7 +65,7 @@ def _refused(spec: JobSpec, holder: Row | None, depth: Row | None) -> Row | None
     if holder is not None and holder[6] not in FINISHED:
         return holder
     if depth is not None and depth[1]:
-        raise QueueFull(f"queue {spec.queue!r} is at its maximum depth")
+        raise queue_full([spec.queue])
     return None
 
 
@@ -131,25 +131,20 @@ def _learn(spec: JobSpec, depth: Row | None, limited: set[str]) -> None:
         limited.discard(spec.queue)
 
 
-def _transaction(conn: psycopg.Connection[Any]) -> Any:
+def _transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> Any:
     """The prelude and its COPY must share a transaction: open one on an
-    autocommit connection (the pool's); join the caller's otherwise."""
+    autocommit connection (the pool's); join the caller's otherwise.
+    (``nullcontext`` serves ``with`` and ``async with`` alike.)"""
     if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
         return conn.transaction()
     return contextlib.nullcontext()
 
 
-def _atransaction(conn: psycopg.AsyncConnection[Any]) -> Any:
-    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
-        return conn.transaction()
-    return contextlib.nullcontext()
-
-
-def _copied(batch: Batch, prelude: Row | None) -> tuple[list[int], Any]:
+def _copied(prelude: Row | None) -> tuple[list[int], Any]:
     assert prelude is not None
     now, full, ids, _woken = prelude
     if full:
-        raise QueueFull(f"queue {', '.join(map(repr, full))} is at its maximum depth")
+        raise queue_full(full)
     return sorted(ids), now
 
 
@@ -158,7 +153,7 @@ def enqueue_bulk_sync(conn: psycopg.Connection[Any], batch: Batch, app: App) -> 
         rows = _enqueue_json_sync(conn, batch.specs, batch.params)
         return [Job.from_row(r, app) for r in rows]
     with _transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
-        ids, now = _copied(batch, cur.execute(query("enqueue_prelude"), batch.params).fetchone())
+        ids, now = _copied(cur.execute(query("enqueue_prelude"), batch.params).fetchone())
         jobs: list[Job] = []
         with cur.copy(query(batch.copy_query), writer=QueuedLibpqWriter(cur)) as cp, gc_paused():
             for row in batch.rows(ids, now, app, jobs):
@@ -172,9 +167,9 @@ async def enqueue_bulk_async(
     if not batch.copy:
         rows = await _enqueue_json_async(conn, batch.specs, batch.params)
         return [Job.from_row(r, app) for r in rows]
-    async with _atransaction(conn), conn.cursor(row_factory=tuple_row) as cur:
+    async with _transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(query("enqueue_prelude"), batch.params)
-        ids, now = _copied(batch, await cur.fetchone())
+        ids, now = _copied(await cur.fetchone())
         jobs: list[Job] = []
         async with cur.copy(query(batch.copy_query)) as cp:
             with gc_paused():

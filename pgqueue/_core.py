@@ -114,20 +114,32 @@ class JobSpec:
 _new = object.__new__
 
 
+def encode_json(spec: JobSpec) -> tuple[str, str, str]:
+    """``args``, ``kwargs`` and ``meta`` as JSON; TypeError naming the task if not JSON.
+
+    Most jobs have no kwargs or meta: the encoder is skipped for empty ones.
+    """
+    return (
+        dumps(spec.args, f"argument of {spec.task}") if spec.args else "[]",
+        dumps(spec.kwargs, f"keyword argument of {spec.task}") if spec.kwargs else "{}",
+        dumps(spec.meta, f"meta of {spec.task}") if spec.meta else "{}",
+    )
+
+
 def enqueue_one_params(spec: JobSpec) -> dict[str, Any]:
     """Parameters of the ``enqueue_one`` query; raises TypeError on non-JSON values."""
-    # Most jobs have no kwargs or meta: skip the encoder for empty ones.
+    args, kwargs, meta = encode_json(spec)
     return {
         "queue": spec.queue,
         "task": spec.task,
-        "args": dumps(spec.args, f"argument of {spec.task}") if spec.args else "[]",
-        "kwargs": dumps(spec.kwargs, f"keyword argument of {spec.task}") if spec.kwargs else "{}",
+        "args": args,
+        "kwargs": kwargs,
         "priority": spec.priority,
         "run_at": spec.run_at,
         "delay": float(spec.delay),
         "max_attempts": spec.max_attempts,
         "unique_key": spec.unique_key,
-        "meta": dumps(spec.meta, f"meta of {spec.task}") if spec.meta else "{}",
+        "meta": meta,
     }
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pgqueue._core import FINISHED, JOB_FIELDS
+from pgqueue._core import FINISHED, JOB_FIELDS, JobSpec
 
 if TYPE_CHECKING:
     from pgqueue._app import App
@@ -73,3 +74,24 @@ class Job:
 
 
 assert tuple(f for f in Job.__dataclass_fields__ if f != "_app") == JOB_FIELDS
+
+
+def inserted_row(
+    spec: JobSpec,
+    job_id: int,
+    run_at: datetime,
+    created_at: datetime,
+    status: str = "queued",
+    unique_key: str | None = None,
+) -> tuple[Any, ...]:
+    """The row (JOB_FIELDS order) of a job just inserted from ``spec``: what a
+    ``Job`` is built from without reading the row back."""
+    return (
+        job_id, spec.queue, spec.task, list(spec.args), _dict(spec.kwargs), spec.priority,
+        status, run_at, 0, spec.max_attempts, None, None, unique_key, created_at,
+        None, None, None, [], None, None, False, _dict(spec.meta),
+    )  # fmt: skip
+
+
+def _dict(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return mapping if type(mapping) is dict else dict(mapping)
