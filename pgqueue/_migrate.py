@@ -15,6 +15,8 @@ from alembic.config import Config
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
+from pgqueue._keys import MIGRATE_LOCK
+
 VERSION_TABLE = "pgqueue_alembic_version"
 
 
@@ -57,13 +59,13 @@ def migrate_dsn(dsn: str, revision: str = "head", *, down: bool = False) -> None
     try:
         with engine.connect() as conn:
             # Serialise concurrent `pgqueue migrate` runs.
-            conn.exec_driver_sql("SELECT pg_advisory_lock(7250001)")
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATE_LOCK})")
             conn.commit()
             try:
                 (downgrade if down else upgrade)(conn, revision)
                 conn.commit()
             finally:
-                conn.exec_driver_sql("SELECT pg_advisory_unlock(7250001)")
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATE_LOCK})")
                 conn.commit()
     finally:
         engine.dispose()
