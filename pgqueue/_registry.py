@@ -14,6 +14,7 @@ from typing import Any
 
 from pgqueue._core import JobSpec, RetryPolicy
 from pgqueue._errors import ConfigurationError, ScheduleError
+from pgqueue._hooks import Hooks
 from pgqueue._protocols import TaskOwner
 from pgqueue._schedule import Schedule, check_options
 from pgqueue._task import Task, TaskConfig
@@ -34,6 +35,7 @@ class Registry:
         self.lease = lease
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.schedules: dict[str, Schedule] = {}
+        self.hooks = Hooks()  # middleware (app.add_middleware), eager mode
 
     # -- tasks -------------------------------------------------------------------
 
