@@ -156,7 +156,7 @@ class EagerRunner:
         if isinstance(started, Job):
             return started
         task, ctx, attempt = started
-        fn = self.registry.hooks.wrap_execute(task)
+        fn = self.registry.hooks.wrap_execute(task, _context.current_job)
         token = _context.enter(ctx)
         try:
             if task.is_async:
@@ -178,7 +178,7 @@ class EagerRunner:
         if isinstance(started, Job):
             return started
         task, ctx, attempt = started
-        fn = self.registry.hooks.wrap_execute(task)
+        fn = self.registry.hooks.wrap_execute(task, _context.current_job)
         token = _context.enter(ctx)
         try:
             if task.is_async:

@@ -31,9 +31,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pgqueue._context import JobContext, current_job
 from pgqueue._core import JobSpec
 from pgqueue._errors import Discard, JobCancelled
+from pgqueue._protocols import RunningJob
 
 if TYPE_CHECKING:
     from pgqueue._job import Job
@@ -56,7 +56,7 @@ class Attempt:
 
     __module__ = "pgqueue"
 
-    job: JobContext
+    job: RunningJob  # the attempt's ``current_job()`` context
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
 
@@ -203,10 +203,13 @@ class Hooks:
 
     # -- execution -----------------------------------------------------------------
 
-    def wrap_execute(self, task: Task[Any, Any]) -> Callable[..., Any]:
+    def wrap_execute(
+        self, task: Task[Any, Any], current: Callable[[], RunningJob]
+    ) -> Callable[..., Any]:
         """``task.fn`` wrapped in the execute middleware (itself when there is none).
 
-        Called inside the attempt's job context (``current_job()``).
+        The wrapper runs inside the attempt's job context: ``current`` (the
+        caller's ``current_job``; a port cannot import it) returns it.
         """
         fn = task.fn
         assert fn is not None
@@ -220,7 +223,7 @@ class Hooks:
             shown = (
                 {k: v for k, v in kwargs.items() if k != "connection"} if transactional else kwargs
             )
-            return Attempt(current_job(), args, shown)
+            return Attempt(current(), args, shown)
 
         if task.is_async:
 

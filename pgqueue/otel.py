@@ -43,8 +43,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from pgqueue import Attempt, Job, JobSpec, Middleware, __version__
-from pgqueue._app import App
+from pgqueue import App, Attempt, Job, JobSpec, Middleware, __version__
 
 __all__ = ["OpenTelemetryMiddleware", "instrument"]
 

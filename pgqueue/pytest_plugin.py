@@ -22,8 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pgqueue import _testdb
-from pgqueue._app import App
+from pgqueue import App, _testdb
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -31,8 +31,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from pgqueue import _context
-from pgqueue._app import App
+from pgqueue import App, _context
 from pgqueue._core import JOB_FIELDS, check_status
 from pgqueue._db import Statement
 from pgqueue._eager import (
@@ -129,7 +128,7 @@ def run_job(task: Task[Any, Any] | TaskOptions[Any, Any], *args: Any, **kwargs: 
     async task runs on a loop of its own (see ``run_job_async``).
     """
     real, ctx, call_args, call_kwargs = _prepare(task, args, kwargs)
-    fn = hooks_of(real).wrap_execute(real)
+    fn = hooks_of(real).wrap_execute(real, _context.current_job)
     token = _context.enter(ctx)
     try:
         if real.is_async:
@@ -146,7 +145,7 @@ async def run_job_async(
 ) -> Any:
     """``run_job`` on the running loop (a sync task runs in this thread)."""
     real, ctx, call_args, call_kwargs = _prepare(task, args, kwargs)
-    fn = hooks_of(real).wrap_execute(real)
+    fn = hooks_of(real).wrap_execute(real, _context.current_job)
     token = _context.enter(ctx)
     try:
         if real.is_async:

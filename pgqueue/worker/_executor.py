@@ -108,7 +108,7 @@ class Executor:
         if task is not None and task.fn is not None:
             cfg = task.config
             plan = Plan(
-                self._registry.hooks.wrap_execute(task),  # task.fn inside the middleware
+                self._registry.hooks.wrap_execute(task, _context.current_job),  # with middleware
                 task.is_async,
                 cfg.timeout,
                 cfg.lease,
