@@ -107,12 +107,13 @@ def _prepare(
     if real.fn is None:
         raise TypeError(f"task {real.name!r} is a reference by name; it cannot run here")
     connection = kwargs.pop("connection", None) if real.config.transactional else None
-    call_args, call_kwargs, meta = decoded(options.job(*args, **kwargs))
+    spec = options.job(*args, **kwargs)
+    call_args, call_kwargs, meta = decoded(spec)
     if connection is not None:
         call_kwargs["connection"] = connection
-    ctx = EagerContext(None, id=0, task=real.name, queue=options._template.queue,  # type: ignore[arg-type]
-                       attempt=1, max_attempts=options._template.max_attempts, token="run_job",
-                       meta=meta)  # fmt: skip
+    # No database: an EagerContext keeps progress in memory and never connects.
+    ctx = EagerContext(None, id=0, task=real.name, queue=spec.queue,  # type: ignore[arg-type]
+                       attempt=1, max_attempts=spec.max_attempts, token="", meta=meta)  # fmt: skip
     return real, ctx, call_args, call_kwargs
 
 
