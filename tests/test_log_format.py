@@ -41,13 +41,14 @@ def test_json_lines_carry_the_text_lines_fields(clean_db: str) -> None:
     enqueue_some(clean_db)
     text = run_burst(clean_db)
     ids = enqueue_some(clean_db)
-    out = run_burst(clean_db, "--log-format", "json")
+    out = run_burst(clean_db, "--log-format", "json", "--processes", "2")  # forked children too
 
     records = [json.loads(line) for line in out.splitlines() if line.strip()]  # every line
     assert all({"time", "level", "logger"} <= r.keys() for r in records)
     by_event: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_event.setdefault(r.get("event", ""), []).append(r)
+    assert by_event["supervisor_start"] and len({r["pid"] for r in by_event["worker_start"]}) == 2
     success = [r for r in by_event["success"] if r["job"] in ids]
     assert sorted(r["job"] for r in success) == ids[:2]
     assert success[0]["task"] == "t.record" and success[0]["level"] == "INFO"
