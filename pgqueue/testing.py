@@ -276,6 +276,7 @@ def drain(
     *,
     include_scheduled: bool = False,
     concurrency: int = 10,
+    timeout: float | None = None,
 ) -> int:
     """Run every ready job of ``queues`` to completion with a real worker, in
     this process; return how many attempts ran.
@@ -285,13 +286,15 @@ def drain(
     Without ``include_scheduled``, jobs due later and retries wait (a retry
     that comes due while other jobs still run may run); with it, they are
     made due at once, so every job ends finished (retries exhaust their
-    attempts without waiting). Call ``drain_async`` under a running loop.
+    attempts without waiting). ``timeout``: seconds before the worker is
+    aborted (its running jobs released) and ``TimeoutError`` raised. Call
+    ``drain_async`` under a running loop.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(drain_async(app, queues, include_scheduled=include_scheduled,
-                                       concurrency=concurrency))  # fmt: skip
+                                       concurrency=concurrency, timeout=timeout))  # fmt: skip
     raise RuntimeError("drain() was called inside a running event loop: await drain_async()")
 
 
@@ -301,8 +304,11 @@ async def drain_async(
     *,
     include_scheduled: bool = False,
     concurrency: int = 10,
+    timeout: float | None = None,
 ) -> int:
     """``drain`` on the running event loop (sync tasks on the worker's threads)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
     conn = await app.database.connect_async()
     try:
         names = await _drain_queues(app, conn, queues)
@@ -318,6 +324,8 @@ async def drain_async(
                 await asyncio.wait({run}, timeout=DRAIN_TICK)
                 if run.done():
                     break
+                if deadline is not None and loop.time() > deadline:
+                    raise TimeoutError(f"drain: jobs still running after {timeout}s")
                 if include_scheduled:
                     await _fetch(app, conn, "testing_make_due", names)
                 elif (

@@ -186,6 +186,16 @@ async def test_drain_async_on_the_running_loop(clean_db: str) -> None:
         assert [(await j.refresh_async()).result["sum"] for j in jobs] == [0, 2, 4]
         with pytest.raises(RuntimeError, match="drain_async"):
             testing.drain(app)
+
+
+        @app.task(name="forever")
+        async def forever() -> None:
+            await asyncio.sleep(60)
+
+        stuck = forever.enqueue()
+        with pytest.raises(TimeoutError, match=r"still running after 0\.3s"):
+            await testing.drain_async(app, timeout=0.3)
+        assert (await stuck.refresh_async()).status == "queued"  # released by the abort
     finally:
         await app.close_async()
 
