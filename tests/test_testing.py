@@ -187,7 +187,6 @@ async def test_drain_async_on_the_running_loop(clean_db: str) -> None:
         with pytest.raises(RuntimeError, match="drain_async"):
             testing.drain(app)
 
-
         @app.task(name="forever")
         async def forever() -> None:
             await asyncio.sleep(60)
