@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -134,13 +134,14 @@ def _hook(middleware: Any, name: str) -> Callable[..., Any] | None:
     return getattr(middleware, name)  # type: ignore[no-any-return]
 
 
-def _prepared(hooks: Sequence[Callable[..., Any]], specs: list[JobSpec]) -> list[JobSpec]:
-    for hook in hooks:
-        specs = [hook(s) for s in specs]
-        for s in specs:
-            if not isinstance(s, JobSpec):
-                raise TypeError(f"on_enqueue must return a JobSpec, not {type(s).__name__}")
-    return specs
+def _prepared(on_enqueue: Callable[[JobSpec], Any] | None, specs: list[JobSpec]) -> list[JobSpec]:
+    if on_enqueue is None:
+        return specs
+    out = [on_enqueue(s) for s in specs]
+    for s in out:
+        if not isinstance(s, JobSpec):
+            raise TypeError(f"on_enqueue must return a JobSpec, not {type(s).__name__}")
+    return out
 
 
 class Hooks:
@@ -175,7 +176,7 @@ class Hooks:
             if i == len(layers):
                 return terminal(specs, connection)
             on, around = layers[i]
-            specs = _prepared([on] if on else [], specs)
+            specs = _prepared(on, specs)
             if around is None:
                 return step(i + 1, specs)
             return around(specs, functools.partial(step, i + 1))  # type: ignore[no-any-return]
@@ -194,7 +195,7 @@ class Hooks:
             if i == len(layers):
                 return await terminal(specs, connection)
             on, around = layers[i]
-            specs = _prepared([on] if on else [], specs)
+            specs = _prepared(on, specs)
             if around is None:
                 return await step(i + 1, specs)
             return await around(specs, functools.partial(step, i + 1))  # type: ignore[no-any-return]
