@@ -26,6 +26,7 @@ from pgqueue._spec import import_object
 from pgqueue._task import Task
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M")
 
 __all__ = ["JOBS_CHANNEL", "App"]
 
@@ -164,7 +165,7 @@ class App:
 
     # -- enqueue ---------------------------------------------------------------
 
-    def add_middleware(self, middleware: Any) -> Any:
+    def add_middleware(self, middleware: M) -> M:
         """Hook ``middleware`` around enqueue and execution (see ``pgqueue.Middleware``);
         returns it. The first added is the outermost; add it before starting workers."""
         self.registry.hooks.add(middleware)
