@@ -108,13 +108,14 @@ class Executor:
         if task is not None and task.fn is not None:
             cfg = task.config
             plan = Plan(
-                self._registry.hooks.wrap_execute(task, _context.current_job),  # with middleware
+                task.fn,
                 task.is_async,
                 cfg.timeout,
                 cfg.lease,
                 cfg.retry or self._registry.retry,
                 cfg.transactional,
             )
+            plan.fn = self._registry.hooks.wrap_execute(task, _context.current_job)  # middleware
         self._plans[name] = plan
         return plan
 
