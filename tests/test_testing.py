@@ -182,7 +182,10 @@ async def test_drain_async_on_the_running_loop(clean_db: str) -> None:
     app = make_app(clean_db)
     try:
         jobs = await app.enqueue_many_async([app.tasks["aadd"].job(i, i) for i in range(3)])
+        assert len(await testing.assert_enqueued_async(app, "aadd", count=3, status="queued")) == 3
+        await testing.refute_enqueued_async(app, "aadd", args=[9, 9])
         assert await testing.drain_async(app, "default") == 3
+        assert len(await testing.enqueued_async(app, status="succeeded")) == 3
         assert [(await j.refresh_async()).result["sum"] for j in jobs] == [0, 2, 4]
         with pytest.raises(RuntimeError, match="drain_async"):
             testing.drain(app)
