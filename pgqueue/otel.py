@@ -12,7 +12,8 @@ job id):
 * ``send <queue>`` (PRODUCER) around each enqueue. A batch
   (``enqueue_many``) is one ``send`` span (CLIENT,
   ``messaging.batch.message_count``) with a ``create <queue>`` span
-  (PRODUCER) per job.
+  (PRODUCER) per job (``batch_spans=False``: none; the jobs carry the
+  ``send`` span's context).
 * The producer span's context travels in the job's meta as W3C Trace Context
   (``meta["traceparent"]``, and ``meta["tracestate"]`` when set), so any
   process that runs the job can continue the trace.
@@ -55,9 +56,16 @@ _propagator = TraceContextTextMapPropagator()
 class OpenTelemetryMiddleware(Middleware):
     """Spans for enqueues and attempts (see the module's docstring)."""
 
-    def __init__(self, tracer_provider: TracerProvider | None = None, *, parent: bool = True):
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        *,
+        parent: bool = True,
+        batch_spans: bool = True,
+    ) -> None:
         self._tracer = trace.get_tracer("pgqueue", __version__, tracer_provider)
         self._parent = parent
+        self._batch_spans = batch_spans  # False: no create span per job of a batch
 
     # -- enqueue -------------------------------------------------------------------
 
@@ -97,6 +105,8 @@ class OpenTelemetryMiddleware(Middleware):
             "send" + where, kind=SpanKind.CLIENT,
             attributes={**common, "messaging.batch.message_count": len(specs)},
         )  # fmt: skip
+        if not self._batch_spans:  # every job carries the send span's context
+            return send, [], [_with_context(s, send) for s in specs]
         parent = trace.set_span_in_context(send)
         creates = [
             self._tracer.start_span(
@@ -119,7 +129,7 @@ class OpenTelemetryMiddleware(Middleware):
             for span, job in zip(creates, jobs, strict=False):
                 span.set_attribute("messaging.message.id", str(job.id))
 
-        spans = [*creates, send] if creates[0] is not send else creates
+        spans = creates if creates and creates[0] is send else [*creates, send]
         try:
             with trace.use_span(send, record_exception=False, set_status_on_exception=False):
                 yield done
@@ -192,10 +202,15 @@ def _failed(span: Span, exc: BaseException) -> None:
 
 
 def instrument(
-    app: App, tracer_provider: TracerProvider | None = None, *, parent: bool = True
+    app: App,
+    tracer_provider: TracerProvider | None = None,
+    *,
+    parent: bool = True,
+    batch_spans: bool = True,
 ) -> OpenTelemetryMiddleware:
     """Add tracing to ``app`` (before workers start); returns the middleware
-    (``app.remove_middleware`` takes it out again)."""
-    middleware = OpenTelemetryMiddleware(tracer_provider, parent=parent)
+    (``app.remove_middleware`` takes it out again). ``batch_spans=False``:
+    a batch is one ``send`` span, whose context every job of it carries."""
+    middleware = OpenTelemetryMiddleware(tracer_provider, parent=parent, batch_spans=batch_spans)
     app.add_middleware(middleware)
     return middleware

@@ -167,3 +167,16 @@ def test_eager_mode_traces_too(provider: TracerProvider, exporter: InMemorySpanE
         assert app.tasks["work"].enqueue(1).result == 2
     names = [s.name for s in exporter.get_finished_spans()]
     assert names == ["inside", "process mail", "send mail"]
+
+
+def test_batches_without_a_span_per_job(
+    clean_db: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    with make_app(clean_db, provider, batch_spans=False) as app:
+        jobs = app.enqueue_many([app.tasks["work"].job(i) for i in range(3)])
+        assert testing.drain(app) == 3
+    spans = exporter.get_finished_spans()
+    (send,) = by_name(spans, "send mail")
+    assert not [s for s in spans if s.name.startswith("create")]
+    assert {j.meta["traceparent"] for j in jobs} == {traceparent(send)}
+    assert all(child_of(s, send) for s in by_name(spans, "process mail"))
