@@ -1,0 +1,113 @@
+"""Django's tasks framework on pgqueue: transactional enqueue, the worker, results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test import Client
+from shop.models import Order
+from shop.tasks import add, refuse, send_confirmation, which_attempt
+
+try:
+    from django.tasks import TaskResultStatus, default_task_backend
+    from django.tasks.exceptions import TaskResultDoesNotExist
+except ImportError:
+    from django_tasks import TaskResultStatus, default_task_backend
+    from django_tasks.exceptions import TaskResultDoesNotExist
+
+
+class Boom(Exception):
+    pass
+
+
+def run_worker() -> None:
+    """``manage.py pgqueue_worker --burst``: run every ready job, then return."""
+    call_command("pgqueue_worker", "--burst", "--concurrency", "2", "--log-level", "warning")
+
+
+def test_rollback_of_the_atomic_block_leaves_no_job(jobs: Any) -> None:
+    with pytest.raises(Boom), transaction.atomic():
+        order = Order.objects.create(email="a@example.com")
+        send_confirmation.enqueue(order.pk)
+        assert jobs() == 1  # visible inside the transaction ...
+        raise Boom
+    assert jobs() == 0  # ... and gone with it
+    assert Order.objects.count() == 0
+
+
+def test_commit_then_the_worker_runs_it_and_get_result_follows(jobs: Any) -> None:
+    with transaction.atomic():
+        order = Order.objects.create(email="b@example.com")
+        result = send_confirmation.enqueue(order.pk)
+    assert jobs() == 1
+    assert result.status == TaskResultStatus.READY
+    assert result.task.queue_name == "emails" and result.args == [order.pk]
+    assert send_confirmation.get_result(result.id).status == TaskResultStatus.READY
+
+    run_worker()
+
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == {"order": order.pk, "to": "b@example.com"}
+    assert result.attempts == 1 and result.finished_at is not None
+    order.refresh_from_db()
+    assert order.status == "confirmed"  # the task's ORM write, from the worker
+
+
+def test_a_task_that_raises_is_failed_with_its_error(jobs: Any) -> None:
+    result = refuse.enqueue("out of stock")
+    run_worker()
+    stored = default_task_backend.get_result(result.id)
+    assert stored.status == TaskResultStatus.FAILED
+    (error,) = stored.errors
+    assert error.exception_class is ValueError
+    assert "out of stock" in error.traceback
+    with pytest.raises(ValueError, match="failed"):
+        stored.return_value  # noqa: B018
+
+
+def test_context_async_tasks_priority_and_defer(jobs: Any) -> None:
+    import datetime
+
+    ctx = which_attempt.enqueue()
+    total = add.using(priority=10).enqueue(2, 3)
+    run_worker()
+    assert which_attempt.get_result(ctx.id).return_value == {"id": ctx.id, "attempt": 1}
+    finished = add.get_result(total.id)
+    assert finished.return_value == 5 and finished.task.priority == 10
+    # run_after: a scheduled job (a --burst worker would wait for it).
+    when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    deferred = add.using(run_after=when).enqueue(1, 1)
+    assert add.get_result(deferred.id).status == TaskResultStatus.READY
+    with connection.cursor() as cur:
+        cur.execute("SELECT run_at FROM pgqueue.jobs WHERE id = %s", [int(deferred.id)])
+        assert cur.fetchone()[0] == when
+
+
+def test_unknown_result_ids(jobs: Any) -> None:
+    for bad in ("999999", "not-a-number"):
+        with pytest.raises(TaskResultDoesNotExist):
+            default_task_backend.get_result(bad)
+
+
+def test_the_view_places_an_order_and_its_job_together(jobs: Any) -> None:
+    client = Client()
+    response = client.post("/orders/", json.dumps({"email": "c@example.com"}),
+                           content_type="application/json")  # fmt: skip
+    assert response.status_code == 201
+    placed = response.json()
+    assert jobs() == 1
+    assert client.get(f"/orders/{placed['order']}/").json()["job_status"] == "READY"
+    run_worker()
+    body = client.get(f"/orders/{placed['order']}/").json()
+    assert body == {"order": placed["order"], "status": "confirmed", "job_status": "SUCCESSFUL",
+                    "sent": {"order": placed["order"], "to": "c@example.com"}}  # fmt: skip
+
+
+def test_pgqueue_migrate_is_idempotent(jobs: Any, capsys: Any) -> None:
+    call_command("pgqueue_migrate")
+    assert "pgqueue schema at revision" in capsys.readouterr().out
