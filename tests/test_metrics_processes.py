@@ -30,14 +30,17 @@ def sample(text: str, name: str) -> float | None:
     return None if match is None else float(match.group(1))
 
 
-def test_supervisor_serves_the_sum_of_all_children_recycled_ones_included(dsn: str) -> None:
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_supervisor_serves_the_sum_of_all_children_recycled_ones_included(
+    dsn: str, start_method: str
+) -> None:
     app = pgqueue.App(dsn)
     record = app.task_ref("t.record")
     app.enqueue_many([record.job(i) for i in range(14)])
     record.options(queue="later", delay=3600).enqueue(99)  # read from the database per scrape
     port = free_port()
     args = ("--processes", "2", "--concurrency", "2", "--max-tasks-per-child", "3",
-            "--metrics-port", str(port))  # fmt: skip
+            "--metrics-port", str(port), "--start-method", start_method)  # fmt: skip
     with worker_process(dsn, *args) as worker:
         wait_until(lambda: scalar(dsn, "SELECT count(*) FROM pgqueue.jobs"
                                        " WHERE status = 'succeeded'") == 14)  # fmt: skip

@@ -111,3 +111,49 @@ def test_the_view_places_an_order_and_its_job_together(jobs: Any) -> None:
 def test_pgqueue_migrate_is_idempotent(jobs: Any, capsys: Any) -> None:
     call_command("pgqueue_migrate")
     assert "pgqueue schema at revision" in capsys.readouterr().out
+
+
+def test_aenqueue_from_async_code(jobs: Any) -> None:
+    from asgiref.sync import async_to_sync
+
+    order = Order.objects.create(email="d@example.com")
+    result = async_to_sync(send_confirmation.aenqueue)(order.pk)
+    assert jobs() == 1
+    assert async_to_sync(send_confirmation.aget_result)(result.id).status == "READY"
+
+
+def test_manage_py_pgqueue_worker_with_two_processes(jobs: Any) -> None:
+    """The command as deployed: a subprocess, forked workers, Django set up in each."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pgqueue.contrib.django import django_dsn
+
+    orders = [Order.objects.create(email=f"p{i}@example.com") for i in range(4)]
+    results = [send_confirmation.enqueue(o.pk) for o in orders]
+    dsn = django_dsn(connection.settings_dict)  # pytest-django's test database
+    project = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "pgqueue_worker", "--processes", "2", "--burst"],
+        cwd=project, env={**os.environ, "DATABASE_URL": dsn},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "event=supervisor_start processes=2" in proc.stderr
+    for result in results:
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+    assert set(Order.objects.values_list("status", flat=True)) == {"confirmed"}
+
+
+def test_bad_options_are_one_clear_error() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from pgqueue.contrib.django import PgQueueBackend
+
+    with pytest.raises(ImproperlyConfigured, match=r"unknown option.*DNS"):
+        PgQueueBackend("bad", {"OPTIONS": {"DNS": "postgresql://"}})
+    with pytest.raises(ImproperlyConfigured, match="MAX_ATTEMPTS"):
+        PgQueueBackend("bad", {"OPTIONS": {"MAX_ATTEMPTS": 0}})
