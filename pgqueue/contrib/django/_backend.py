@@ -273,7 +273,7 @@ def _current_task(alias: str, name: str) -> Any:
         return _tasks[alias][name]
 
 
-def _context(alias: str, task: Any) -> Any:
+def _context(task: Any) -> Any:
     """The ``TaskContext`` of the running job (its result as stored now)."""
     job = pgqueue.current_job()
     if job is None:
@@ -290,7 +290,7 @@ def _runner(alias: str, name: str, *, is_async: bool) -> Any:
         close_old_connections()
         try:
             if task.takes_context:
-                args = (_context(alias, task), *args)
+                args = (_context(task), *args)
             return task.func(*args, **kwargs)
         finally:
             close_old_connections()
@@ -300,7 +300,7 @@ def _runner(alias: str, name: str, *, is_async: bool) -> Any:
 
         task = _current_task(alias, name)
         if task.takes_context:
-            args = (await sync_to_async(_context)(alias, task), *args)
+            args = (await sync_to_async(_context)(task), *args)
         return await task.func(*args, **kwargs)
 
     return run_async if is_async else run
