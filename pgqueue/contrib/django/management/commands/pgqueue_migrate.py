@@ -22,7 +22,9 @@ class Command(BaseCommand):  # type: ignore[misc]
             migrate_dsn(dsn)
             revision = current_revision(dsn)
         except Exception as exc:  # driver errors: one line, no traceback
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            cause = exc.orig if getattr(exc, "orig", None) is not None else exc  # SQLAlchemy's
+            text = str(cause).strip()
+            first = text.splitlines()[0] if text else type(cause).__name__
             raise CommandError(f"pgqueue migrate failed: {first}") from None
         if options["verbosity"] > 0:
             self.stdout.write(f"pgqueue schema at revision {revision}")

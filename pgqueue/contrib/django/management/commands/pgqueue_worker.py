@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from pgqueue import ConfigurationError
+from pgqueue import ConfigurationError, DatabaseUnavailable
 from pgqueue.contrib.django.management.commands._common import add_backend_argument, get_backend
 
 
@@ -58,7 +58,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                 shutdown_grace=options["shutdown_grace"],
                 **extra,
             )
-        except ConfigurationError as exc:
+        except (ConfigurationError, DatabaseUnavailable) as exc:
             raise CommandError(str(exc)) from None
         if code:
             sys.exit(code)
