@@ -22,7 +22,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             migrate_dsn(dsn)
             revision = current_revision(dsn)
         except Exception as exc:  # driver errors: one line, no traceback
-            cause = exc.orig if getattr(exc, "orig", None) is not None else exc  # SQLAlchemy's
+            cause = getattr(exc, "orig", None) or exc  # the driver error under SQLAlchemy's
             text = str(cause).strip()
             first = text.splitlines()[0] if text else type(cause).__name__
             raise CommandError(f"pgqueue migrate failed: {first}") from None
