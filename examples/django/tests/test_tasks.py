@@ -157,3 +157,36 @@ def test_bad_options_are_one_clear_error() -> None:
         PgQueueBackend("bad", {"OPTIONS": {"DNS": "postgresql://"}})
     with pytest.raises(ImproperlyConfigured, match="MAX_ATTEMPTS"):
         PgQueueBackend("bad", {"OPTIONS": {"MAX_ATTEMPTS": 0}})
+
+
+def test_django_task_signals_are_sent(jobs: Any) -> None:
+    try:
+        from django.tasks.signals import task_enqueued, task_finished, task_started
+    except ImportError:
+        from django_tasks.signals import task_enqueued, task_finished, task_started
+
+    seen: list[tuple[str, str, str]] = []
+
+    def note(signal_name: str) -> Any:
+        def receiver(sender: Any, task_result: Any, **kwargs: Any) -> None:
+            seen.append((signal_name, task_result.task.name, str(task_result.status)))
+
+        return receiver
+
+    receivers = {s: note(n) for s, n in ((task_enqueued, "enqueued"), (task_started, "started"),
+                                         (task_finished, "finished"))}  # fmt: skip
+    for signal, receiver in receivers.items():
+        signal.connect(receiver, weak=False)
+    try:
+        ok = add.enqueue(1, 2)
+        refuse.enqueue("no")
+        run_worker()
+    finally:
+        for signal, receiver in receivers.items():
+            signal.disconnect(receiver)
+    assert add.get_result(ok.id).return_value == 3
+    assert sorted(seen) == [
+        ("enqueued", "add", "READY"), ("enqueued", "refuse", "READY"),
+        ("finished", "add", "SUCCESSFUL"), ("finished", "refuse", "FAILED"),
+        ("started", "add", "RUNNING"), ("started", "refuse", "RUNNING"),
+    ]  # fmt: skip

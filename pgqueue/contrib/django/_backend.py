@@ -31,7 +31,7 @@ from typing import Any
 
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.utils.module_loading import autodiscover_modules, import_string
 from psycopg.conninfo import make_conninfo
 
@@ -40,12 +40,13 @@ from pgqueue.contrib.django._compat import (
     BaseTaskBackend,
     InvalidTask,
     Task,
-    TaskContext,
     TaskError,
     TaskResult,
     TaskResultDoesNotExist,
     TaskResultStatus,
+    task_enqueued,
 )
+from pgqueue.contrib.django._runner import make_runner
 
 OPTIONS = frozenset({"DSN", "DATABASE", "MAX_ATTEMPTS", "MAX_CONNECTIONS", "MODULES"})
 
@@ -134,7 +135,8 @@ class PgQueueBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def _register(self, app: pgqueue.App, name: str, task: Any) -> None:
         if app.registry.get(name) is None:
-            run = _runner(self.alias, name, is_async=_is_async(task))
+            alias = self.alias
+            run = make_runner(lambda: _current_task(alias, name), alias)
             app.registry.register(run, {"name": name, "max_attempts": self.max_attempts})
 
     def validate_task(self, task: Any) -> None:
@@ -178,7 +180,9 @@ class PgQueueBackend(BaseTaskBackend):  # type: ignore[misc]
         # The row came back through Django's connection, whose loaders differ from
         # pgqueue's (jsonb as text): the arguments are the caller's own.
         job.args, job.kwargs = list(args), dict(kwargs)
-        return self._result(job, task)
+        result = self._result(job, task)
+        task_enqueued.send(sender=type(self), task_result=result)
+        return result
 
     def _enqueue_connection(self) -> psycopg.Connection[Any] | None:
         """Django's psycopg connection (joining its transaction), or None (own pool)."""
@@ -262,48 +266,9 @@ def django_dsn(settings_dict: dict[str, Any]) -> str:
     return make_conninfo(**params)
 
 
-def _is_async(task: Any) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(task.func)
-
-
 def _current_task(alias: str, name: str) -> Any:
     with _lock:
         return _tasks[alias][name]
-
-
-def _context(task: Any) -> Any:
-    """The ``TaskContext`` of the running job (its result as stored now)."""
-    job = pgqueue.current_job()
-    if job is None:
-        raise RuntimeError("a Django task's context exists only inside a pgqueue worker")
-    return TaskContext(task_result=task.get_backend().get_result(str(job.id)))
-
-
-def _runner(alias: str, name: str, *, is_async: bool) -> Any:
-    """The function pgqueue's worker runs for the Django task ``name``."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        task = _current_task(alias, name)
-        # Like a request: connections past their CONN_MAX_AGE (or broken) are closed.
-        close_old_connections()
-        try:
-            if task.takes_context:
-                args = (_context(task), *args)
-            return task.func(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    async def run_async(*args: Any, **kwargs: Any) -> Any:
-        from asgiref.sync import sync_to_async
-
-        task = _current_task(alias, name)
-        if task.takes_context:
-            args = (await sync_to_async(_context)(task), *args)
-        return await task.func(*args, **kwargs)
-
-    return run_async if is_async else run
 
 
 def _error(entry: dict[str, Any]) -> Any:

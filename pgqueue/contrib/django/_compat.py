@@ -12,6 +12,7 @@ try:
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import TaskError
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+    from django.tasks.signals import task_enqueued, task_finished, task_started
 except ImportError:
     try:
         from django_tasks import (
@@ -26,6 +27,7 @@ except ImportError:
             InvalidTaskError as InvalidTask,
         )
         from django_tasks.exceptions import TaskResultDoesNotExist
+        from django_tasks.signals import task_enqueued, task_finished, task_started
     except ImportError:
         raise ImportError(
             "pgqueue.contrib.django needs Django 6 (django.tasks) or, on older Django, "
@@ -42,4 +44,7 @@ __all__ = [
     "TaskResultDoesNotExist",
     "TaskResultStatus",
     "task_backends",
+    "task_enqueued",
+    "task_finished",
+    "task_started",
 ]
