@@ -45,5 +45,12 @@ TASKS = {
         "BACKEND": "pgqueue.contrib.django.PgQueueBackend",
         "QUEUES": ["default", "emails"],
         "OPTIONS": {"MAX_ATTEMPTS": 1},
-    }
+    },
+    # Tasks that call flaky services: three attempts, with pgqueue's backoff. Its
+    # queues are its own: a worker runs the tasks of the backend it serves.
+    "retrying": {
+        "BACKEND": "pgqueue.contrib.django.PgQueueBackend",
+        "QUEUES": ["flaky"],
+        "OPTIONS": {"MAX_ATTEMPTS": 3},
+    },
 }

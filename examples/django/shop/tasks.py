@@ -9,6 +9,7 @@ try:
 except ImportError:  # Django 4.2 to 5.2: the official backport
     from django_tasks import task
 
+import pgqueue
 from shop.models import Order
 
 
@@ -35,3 +36,13 @@ def refuse(reason: str) -> None:
 @task()
 async def add(a: int, b: int) -> int:
     return a + b
+
+
+@task(backend="retrying", queue_name="flaky")
+def call_flaky_provider() -> int:
+    """Fails its first attempt (a provider's timeout); pgqueue retries it."""
+    job = pgqueue.current_job()
+    assert job is not None
+    if job.attempt == 1:
+        raise ConnectionError("provider timed out")
+    return job.attempt

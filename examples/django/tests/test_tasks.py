@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from shop.models import Order
-from shop.tasks import add, refuse, send_confirmation, which_attempt
+from shop.tasks import add, call_flaky_provider, refuse, send_confirmation, which_attempt
 
 try:
     from django.tasks import TaskResultStatus, default_task_backend
@@ -190,3 +190,13 @@ def test_django_task_signals_are_sent(jobs: Any) -> None:
         ("finished", "add", "SUCCESSFUL"), ("finished", "refuse", "FAILED"),
         ("started", "add", "RUNNING"), ("started", "refuse", "RUNNING"),
     ]  # fmt: skip
+
+
+def test_retries_on_a_backend_with_more_attempts(jobs: Any) -> None:
+    result = call_flaky_provider.enqueue()
+    call_command("pgqueue_worker", "--backend", "retrying", "--burst", "--log-level", "error")
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 2
+    assert result.attempts == 2
+    (error,) = result.errors  # the first attempt's
+    assert error.exception_class is ConnectionError
