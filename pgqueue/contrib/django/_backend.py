@@ -93,11 +93,9 @@ class PgQueueBackend(BaseTaskBackend):  # type: ignore[misc]
             )
         self.dsn: str | None = options.get("DSN")
         self.database: str = options.get("DATABASE", "default")
-        self.max_attempts = int(options.get("MAX_ATTEMPTS", 1))
-        self.max_connections = int(options.get("MAX_CONNECTIONS", 10))
+        self.max_attempts = _whole(alias, options, "MAX_ATTEMPTS", 1)
+        self.max_connections = _whole(alias, options, "MAX_CONNECTIONS", 10)
         self.modules: tuple[str, ...] = tuple(options.get("MODULES", ()))
-        if self.max_attempts < 1:
-            raise ImproperlyConfigured(f"TASKS[{alias!r}]: MAX_ATTEMPTS must be >= 1")
 
     # -- the pgqueue side ----------------------------------------------------------
 
@@ -241,6 +239,13 @@ class PgQueueBackend(BaseTaskBackend):  # type: ignore[misc]
         if job.status == "succeeded":
             object.__setattr__(result, "_return_value", job.result)
         return result
+
+
+def _whole(alias: str, options: dict[str, Any], name: str, default: int) -> int:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"TASKS[{alias!r}]: {name} must be a whole number >= 1")
+    return value
 
 
 def close_all() -> None:
