@@ -38,6 +38,7 @@ from pgqueue._testdb import (  # shared with the pytest plugin (pgqueue.pytest_p
     server,
     throwaway_dir,
     truncate,
+    with_dbname,  # noqa: F401  (tests import it from here)
 )
 
 
