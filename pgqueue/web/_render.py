@@ -1,0 +1,102 @@
+"""Rendering: the Jinja2 environment, the page frame, and the dashboard's state.
+
+``Dashboard`` is what every handler reaches through ``request.app.state``: the
+pgqueue ``App``, whether actions are allowed, and the templates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from pgqueue import App
+from pgqueue._db import Operation
+from pgqueue._sql import query
+from pgqueue.web import _data
+from pgqueue.web._security import CSRF_FIELD, csrf_token, set_csrf_cookie
+
+T = TypeVar("T")
+
+NAV = (("/", "Overview"), ("/jobs", "Jobs"), ("/queues", "Queues"),
+       ("/schedules", "Schedules"), ("/workers", "Workers"), ("/dead", "Dead letters"))  # fmt: skip
+
+
+def sql_of(*names: str) -> list[tuple[str, str]]:
+    """The named queries behind a page, for its "SQL" disclosure."""
+    return [(name, query(name)) for name in names]
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(sep=" ", timespec="seconds") if value is not None else "-"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pgqueue.web", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["age"] = _data._age
+    env.filters["json"] = _pretty_json
+    return env
+
+
+def _pretty_json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@dataclass
+class Dashboard:
+    app: App
+    read_only: bool
+    env: jinja2.Environment
+
+    @classmethod
+    def create(cls, app: App, read_only: bool) -> Dashboard:
+        return cls(app=app, read_only=read_only, env=_environment())
+
+    @classmethod
+    def of(cls, request: Request) -> Dashboard:
+        dash: Dashboard = request.app.state.dashboard
+        return dash
+
+    async def run(self, op: Operation[T]) -> T:
+        return await self.app.database.run_async(op)
+
+    def render(self, request: Request, template: str, status: int = 200,
+               **context: Any) -> Response:  # fmt: skip
+        base = request.scope.get("root_path", "").rstrip("/")
+        here = request.url.path[len(base) :] or "/"
+        message = request.query_params.get("msg")
+        html = self.env.get_template(template).render(
+            base=base, here=here, nav=NAV, read_only=self.read_only, message=message,
+            csrf_field=CSRF_FIELD, csrf=csrf_token(request), **context,
+        )  # fmt: skip
+        response = HTMLResponse(html, status)
+        set_csrf_cookie(request, response)
+        # Pages show live state: never from a cache; never framed by another site.
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'"
+        )
+        return response
+
+    def page(self, request: Request, template: str, title: str, data: dict[str, Any],
+             sql: list[tuple[str, str]], **context: Any) -> Response:  # fmt: skip
+        return self.render(request, template, title=title, sql=sql, **data, **context)
+
+    def error(self, request: Request, status: int, message: str) -> Response:
+        return self.render(request, "error.html", status, title=f"Error {status}",
+                           error=message, sql=[])  # fmt: skip
