@@ -97,6 +97,28 @@ def test_jobs_filters_and_keyset_pages(app: pgqueue.App, client: TestClient) -> 
     assert client.get("/jobs?older=soon").status_code == 400
 
 
+def test_free_text_search_reads_one_window_of_ids_a_page(
+    app: pgqueue.App, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pgqueue.web import _data
+
+    monkeypatch.setattr(_data, "SEARCH_WINDOW", 30)
+    tick = app.tasks["work.tick"]
+    needle = tick.options(meta={"order": "needle-7"}).enqueue(0)
+    app.enqueue_many([tick.job(i) for i in range(1, 100)])
+    path, windows = "/jobs?q=needle-7", 0
+    while True:
+        page = client.get(path).text
+        windows += 1
+        if f'name="ids" value="{needle.id}"' in page:
+            break
+        assert "Text search read jobs" in page and "No job matches" in page
+        older = re.search(r'href="(/jobs\?[^"]*)" rel="next"', page)
+        assert older is not None, "an empty window links to the next one"
+        path = older.group(1).replace("&amp;", "&")
+    assert windows == 4  # ids 71-100, 41-70, 11-40, then 1-10
+
+
 def test_retry_needs_the_csrf_token(app: pgqueue.App, client: TestClient) -> None:
     job = dead_job(app)
     refused = client.post("/actions/jobs", data={"ids": str(job.id), "action": "retry"})
@@ -204,6 +226,13 @@ def test_why_a_job_is_not_running(app: pgqueue.App, client: TestClient, clean_db
                      (until, ready.id))  # fmt: skip
     page = client.get(f"/jobs/{ready.id}").text
     assert "lease held by worker w1 until" in page and "host-a" in page
+    # An attempt the rescuer recorded (a lost lease) has no traceback nor status.
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute(
+            """UPDATE pgqueue.jobs SET errors = '[{"attempt": 1, "error": "LeaseExpired"}]'"""
+        )
+    page = client.get(f"/jobs/{ready.id}").text
+    assert "Attempt 1 · failed" in page and "No traceback recorded" in page
 
 
 def test_dead_letters_count_confirm_replay_purge(app: pgqueue.App, client: TestClient) -> None:
@@ -211,6 +240,9 @@ def test_dead_letters_count_confirm_replay_purge(app: pgqueue.App, client: TestC
         dead_job(app)
     page = client.get("/dead?queue=mail")
     assert '<strong id="dead-count">3</strong>' in page.text
+    assert '"dead-count">3<' in client.get("/dead?since=2000-01-01").text
+    assert '"dead-count">0<' in client.get("/dead?since=2999-01-01T00:00").text
+    assert client.get("/dead?since=yesterday").status_code == 400
     confirm = client.get("/dead?queue=mail&confirm=replay").text
     assert "Replay 3 dead job(s)?" in confirm
     csrf = token(client, "/dead?queue=mail&confirm=replay")

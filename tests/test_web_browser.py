@@ -103,6 +103,8 @@ def test_dead_job_found_retried_and_queue_paused_in_the_browser(
     app.enqueue_many([tick.job(i) for i in range(20)])
     tick.options(delay=3600).enqueue(99)
     app.add_schedule("nightly-report", cron="0 3 * * *", task="work.tick", args=[1])
+    app.add_schedule("sync-crm", cron="*/15 * * * *", timezone="Europe/Paris", task="work.tick",
+                     args=[2], missed="all", max_catchup=4)  # fmt: skip
     with running_worker(app, queues=("work",)) as worker, serve(asgi_app(app)) as url:
         wait_until(lambda: worker.processed >= 20)  # the ready "work" jobs ran
 

@@ -1,9 +1,7 @@
--- name: web_queue_counts
--- The dashboard's per-queue counts, each exact up to %(cap)s (a capped count
--- reads at most that many index entries; the page estimates beyond it). Queue
--- names: controls rows, a loose index scan of waiting jobs, running jobs and
--- the queues of the latest dead jobs. Oldest ready age: the head of each
--- priority of the claim index (a loose scan over priorities), never a full scan.
+-- name: web_queue_names
+-- Queue names without reading jobs one by one: controls rows, a loose index scan
+-- of the claim index (one probe per waiting queue), running jobs, and the
+-- queues of the latest dead jobs.
 WITH RECURSIVE waiting AS (
     (SELECT queue FROM pgqueue.jobs
      WHERE status IN ('queued', 'failed') ORDER BY queue LIMIT 1)
@@ -12,26 +10,55 @@ WITH RECURSIVE waiting AS (
             WHERE j.status IN ('queued', 'failed') AND j.queue > w.queue
             ORDER BY j.queue LIMIT 1)
     FROM waiting AS w WHERE w.queue IS NOT NULL
-), names AS (
-    SELECT queue AS name FROM waiting WHERE queue IS NOT NULL
-    UNION SELECT name FROM pgqueue.queues
-    UNION SELECT queue FROM pgqueue.jobs WHERE status = 'running'
-    UNION SELECT queue FROM (SELECT queue FROM pgqueue.jobs WHERE status = 'dead'
-                             ORDER BY finished_at DESC LIMIT 1000) AS d
 )
-SELECT n.name AS queue,
+SELECT queue AS name FROM waiting WHERE queue IS NOT NULL
+UNION SELECT name FROM pgqueue.queues
+UNION SELECT queue FROM pgqueue.jobs WHERE status = 'running'
+UNION SELECT queue FROM (SELECT queue FROM pgqueue.jobs WHERE status = 'dead'
+                         ORDER BY finished_at DESC LIMIT 1000) AS d
+ORDER BY 1
+
+-- name: web_queue_counts
+-- Per queue: counts exact up to %(cap)s each, read from the indexes; NULL where
+-- an exact figure would read too many rows (the page shows the planner's
+-- estimate instead). Ready: waiting and due (retries included), scheduled:
+-- waiting for a later run_at (retries in backoff included); both index-only
+-- scans of the claim index. Retrying (status failed) and dead need the rows
+-- themselves: exact only when the queue's waiting jobs (resp. all dead jobs)
+-- number under the cap. Oldest ready age: the head of each priority of the
+-- claim index (a loose scan over priorities), never a full scan.
+WITH names AS (
+    {web_queue_names}
+), dead_total AS (
+    SELECT count(*) AS n FROM (SELECT 1 FROM pgqueue.jobs WHERE status = 'dead'
+                               LIMIT %(cap)s) AS d
+), dead_by_queue AS MATERIALIZED (
+    SELECT queue, count(*) AS n FROM pgqueue.jobs
+    WHERE status = 'dead' AND (SELECT n FROM dead_total) < %(cap)s
+    GROUP BY queue
+), counts AS MATERIALIZED (
+    SELECT n.name,
+           (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
+                WHERE j.queue = n.name AND j.status IN ('queued', 'failed')
+                  AND j.run_at <= now() LIMIT %(cap)s) AS w) AS ready,
+           (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
+                WHERE j.queue = n.name AND j.status IN ('queued', 'failed')
+                  AND j.run_at > now() LIMIT %(cap)s) AS w) AS scheduled
+    FROM names AS n
+)
+SELECT n.name AS queue, n.ready, n.scheduled,
        (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-            WHERE j.queue = n.name AND j.status = 'queued' AND j.run_at <= now()
-            LIMIT %(cap)s) AS c) AS ready,
-       (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-            WHERE j.queue = n.name AND j.status = 'queued' AND j.run_at > now()
-            LIMIT %(cap)s) AS c) AS scheduled,
-       (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-            WHERE j.queue = n.name AND j.status = 'running' LIMIT %(cap)s) AS c) AS running,
-       (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-            WHERE j.queue = n.name AND j.status = 'failed' LIMIT %(cap)s) AS c) AS retrying,
-       (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-            WHERE j.queue = n.name AND j.status = 'dead' LIMIT %(cap)s) AS c) AS dead,
+            WHERE j.status = 'running' AND j.queue = n.name LIMIT %(cap)s) AS r) AS running,
+       -- In claim-index order, so that it reads only this queue's (few) waiting jobs.
+       CASE WHEN n.ready + n.scheduled < %(cap)s THEN
+           (SELECT count(*) FILTER (WHERE w.status = 'failed') FROM (
+                SELECT j.status FROM pgqueue.jobs AS j
+                WHERE j.queue = n.name AND j.status IN ('queued', 'failed')
+                ORDER BY j.priority DESC, j.run_at, j.id LIMIT %(cap)s) AS w)
+       END AS retrying,
+       CASE WHEN (SELECT n FROM dead_total) < %(cap)s THEN
+           coalesce((SELECT d.n FROM dead_by_queue AS d WHERE d.queue = n.name), 0)
+       END AS dead,
        (SELECT extract(epoch FROM now() - min(h.run_at)) FROM (
             WITH RECURSIVE heads AS (
                 (SELECT j.priority, j.run_at FROM pgqueue.jobs AS j
@@ -48,13 +75,24 @@ SELECT n.name AS queue,
        coalesce(q.paused, false) AS paused, q.max_running, q.rate_limit,
        coalesce(q.rate_period, 1) AS rate_period, q.max_depth, q.retention,
        q.dead_retention, q.rate_window_start, q.rate_window_count
-FROM names AS n
+FROM counts AS n
 LEFT JOIN pgqueue.queues AS q ON q.name = n.name
 ORDER BY n.name
 
--- name: web_estimate
--- The planner's row estimate for the jobs of one queue in one state (the count
--- shown when the exact count reached its cap): EXPLAIN only plans, reads no rows.
+-- name: web_estimate_ready
+-- The planner's estimate of a queue's due waiting jobs (EXPLAIN plans, reads no rows).
+EXPLAIN (FORMAT JSON)
+SELECT 1 FROM pgqueue.jobs
+WHERE queue = %(queue)s AND status IN ('queued', 'failed') AND run_at <= now()
+
+-- name: web_estimate_scheduled
+-- The planner's estimate of a queue's jobs waiting for a later run_at.
+EXPLAIN (FORMAT JSON)
+SELECT 1 FROM pgqueue.jobs
+WHERE queue = %(queue)s AND status IN ('queued', 'failed') AND run_at > now()
+
+-- name: web_estimate_status
+-- The planner's estimate of a queue's jobs in one status (running, failed, dead).
 EXPLAIN (FORMAT JSON)
 SELECT 1 FROM pgqueue.jobs
 WHERE queue = %(queue)s AND status = %(status)s
@@ -89,24 +127,52 @@ FROM pgqueue.workers AS w
 WHERE w.heartbeat_at > now() - interval '1 minute'
 ORDER BY w.hostname, w.pid, w.id
 
--- name: web_jobs
--- One page of jobs, newest first, keyset-paginated on id (no OFFSET): every
--- filter optional; %(text)s is a case-insensitive substring of args, kwargs,
--- meta or last_error.
-SELECT id, queue, task, status, priority, attempts, max_attempts, run_at, created_at,
-       started_at, finished_at, unique_key, worker_id, left(last_error, 200) AS last_error
-FROM pgqueue.jobs
-WHERE (%(before)s::bigint IS NULL OR id < %(before)s)
-  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+-- name: web_job_row
+-- Fragment: the columns of a row of the jobs list.
+id, queue, task, status, priority, attempts, max_attempts, run_at, created_at,
+started_at, finished_at, unique_key, worker_id, left(last_error, 200) AS last_error
+
+-- name: web_job_filters
+-- Fragment: the optional filters of the jobs list (after an AND).
+(%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(task)s::text IS NULL OR task = %(task)s)
-  AND (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(unique_key)s::text IS NULL OR unique_key = %(unique_key)s)
   AND (%(older)s::float8 IS NULL OR created_at <= now() - make_interval(secs => %(older)s))
   AND (%(newer)s::float8 IS NULL OR created_at >= now() - make_interval(secs => %(newer)s))
   AND (%(text)s::text IS NULL
        OR args::text ILIKE %(text)s OR kwargs::text ILIKE %(text)s
        OR meta::text ILIKE %(text)s OR last_error ILIKE %(text)s)
+
+-- name: web_jobs_top
+-- Where a free-text search window starts: below the cursor, or above the newest job.
+SELECT coalesce(%(before)s::bigint, (SELECT max(id) + 1 FROM pgqueue.jobs))
+
+-- name: web_jobs
+-- One page of jobs, newest first, keyset-paginated on id (no OFFSET): every
+-- filter optional; %(text)s is a case-insensitive substring of args, kwargs,
+-- meta or last_error, searched in the ids from %(floor)s up (one window a page).
+SELECT {web_job_row}
+FROM pgqueue.jobs
+WHERE (%(before)s::bigint IS NULL OR id < %(before)s)
+  AND (%(floor)s::bigint IS NULL OR id >= %(floor)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND {web_job_filters}
 ORDER BY id DESC
+LIMIT %(limit)s
+
+-- name: web_jobs_finished
+-- `web_jobs` for one finished status (succeeded, dead, cancelled): newest
+-- finish first, read backwards along the finished-jobs index; the cursor is
+-- still a job id (the page continues after that job's finish).
+SELECT {web_job_row}
+FROM pgqueue.jobs
+WHERE status = %(status)s
+  AND (%(since)s::timestamptz IS NULL OR finished_at >= %(since)s)
+  AND (%(before)s::bigint IS NULL
+       OR (finished_at, id) < (SELECT c.finished_at, c.id FROM pgqueue.jobs AS c
+                               WHERE c.id = %(before)s))
+  AND {web_job_filters}
+ORDER BY finished_at DESC, id DESC
 LIMIT %(limit)s
 
 -- name: web_job
@@ -133,7 +199,8 @@ LEFT JOIN pgqueue.workers AS w ON w.id = j.worker_id
 WHERE j.id = %(id)s
 
 -- name: web_dead_count
--- How many dead jobs a replay or purge by these filters would touch (exact up to %(cap)s).
+-- How many dead jobs a replay or purge by these filters would touch (exact up
+-- to %(cap)s; the page adds the planner's estimate beyond).
 SELECT count(*) FROM (
     SELECT 1 FROM pgqueue.jobs
     WHERE status = 'dead'
@@ -153,3 +220,12 @@ ORDER BY name
 -- name: web_now
 -- The database's clock (charts are drawn against it, not the web server's).
 SELECT now()
+
+-- name: web_estimate_dead
+-- The planner's estimate of the dead jobs matching the dead-letter filters.
+EXPLAIN (FORMAT JSON)
+SELECT 1 FROM pgqueue.jobs
+WHERE status = 'dead'
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(task)s::text IS NULL OR task = %(task)s)
+  AND (%(since)s::timestamptz IS NULL OR finished_at >= %(since)s)

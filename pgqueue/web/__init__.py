@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pgqueue import App
+from pgqueue import App, DatabaseUnavailable
 from pgqueue.web import _actions, _pages
 from pgqueue.web._render import Dashboard
 from pgqueue.web._security import Auth, AuthMiddleware, basic_auth, parse_basic_auth
@@ -61,7 +62,10 @@ def asgi_app(app: App, auth: Auth | None = None, read_only: bool = False) -> Sta
         # The async pool belongs to this server's event loop.
         await app.database.close_pool_async()
 
+    on_error = Dashboard.on_database_error
     web = Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, auth=auth)],
-                    lifespan=lifespan)  # fmt: skip
+                    lifespan=lifespan, exception_handlers={
+                        psycopg.errors.QueryCanceled: on_error, DatabaseUnavailable: on_error,
+                    })  # fmt: skip
     web.state.dashboard = Dashboard.create(app, read_only)
     return web

@@ -19,9 +19,14 @@ from pgqueue._sql import query
 CAP = 10_000  # exact counts up to this many rows per queue and state
 PAGE = 50  # jobs per page
 STATES = ("ready", "scheduled", "running", "retrying", "dead")
-# The status each count column reads (for the planner estimate).
-STATE_STATUS = {"ready": "queued", "scheduled": "queued", "running": "running",
-                "retrying": "failed", "dead": "dead"}  # fmt: skip
+# The planner-estimate query (and its parameters) of each count column.
+ESTIMATES: dict[str, tuple[str, dict[str, str]]] = {
+    "ready": ("web_estimate_ready", {}),
+    "scheduled": ("web_estimate_scheduled", {}),
+    "running": ("web_estimate_status", {"status": "running"}),
+    "retrying": ("web_estimate_status", {"status": "failed"}),
+    "dead": ("web_estimate_status", {"status": "dead"}),
+}
 STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
 
 
@@ -54,21 +59,26 @@ def clock() -> Operation[datetime]:
 
 
 def queue_rows() -> Operation[list[dict[str, Any]]]:
+    """Per queue: counts (exact, or estimated past what the indexes answer), controls."""
     rows: list[dict[str, Any]] = yield Statement(
         query("web_queue_counts"), {"cap": CAP}, rows="dict"
     )
     for row in rows:
         for state in STATES:
-            exact = int(row[state])
-            if exact < CAP:
-                row[state] = Count(exact)
+            exact = row[state]
+            if exact is not None and exact < CAP:
+                row[state] = Count(int(exact))
                 continue
-            # Past the cap: the planner's estimate (never below what was counted).
-            params = {"queue": row["queue"], "status": STATE_STATUS[state]}
-            ((plan,),) = yield Statement(query("web_estimate"), params)
-            plan = json.loads(plan) if isinstance(plan, str) else plan
-            row[state] = Count(max(exact, int(plan[0]["Plan"]["Plan Rows"])), estimated=True)
+            # Past the cap, or not countable from an index: the planner's estimate.
+            name, params = ESTIMATES[state]
+            estimate = yield from _estimate(name, {"queue": row["queue"], **params})
+            row[state] = Count(max(estimate, exact or 0), estimated=True)
     return rows
+
+
+def queue_names() -> Operation[list[str]]:
+    rows = yield Statement(query("web_queue_names"))
+    return [r[0] for r in rows]
 
 
 def workers() -> Operation[list[dict[str, Any]]]:
@@ -88,6 +98,7 @@ class JobFilter:
     newer: float | None = None  # created at most this many seconds ago
     text: str | None = None
     before: int | None = None  # keyset: ids below this one
+    since: datetime | None = None  # finished since (finished statuses only)
 
     @classmethod
     def parse(cls, params: Any) -> JobFilter:
@@ -110,7 +121,8 @@ class JobFilter:
             like = f"%{escaped}%"
         return {"queue": self.queue, "task": self.task, "status": self.status,
                 "unique_key": self.unique_key, "older": self.older, "newer": self.newer,
-                "text": like, "before": self.before, "limit": PAGE + 1}  # fmt: skip
+                "text": like, "before": self.before, "since": self.since, "floor": None,
+                "limit": PAGE + 1}  # fmt: skip
 
     def query_string(self, **changes: Any) -> str:
         """This filter as a query string, with ``changes`` (None drops a key)."""
@@ -156,12 +168,40 @@ def _positive(value: str | None, name: str) -> int | None:
     return n
 
 
+FINISHED = ("succeeded", "dead", "cancelled")
+
+
+SEARCH_WINDOW = 50_000  # ids a free-text search reads per page (it cannot use an index)
+
+
+def jobs_query(flt: JobFilter) -> str:
+    """The query of a jobs page: by finish time for a finished status (its index), else by id."""
+    if flt.status in FINISHED and flt.text is None:
+        return "web_jobs_finished"
+    return "web_jobs"
+
+
 def jobs_page(flt: JobFilter) -> Operation[dict[str, Any]]:
-    """One page of jobs and the cursor of the next (None on the last page)."""
-    rows: list[dict[str, Any]] = yield Statement(query("web_jobs"), flt.params(), rows="dict")
+    """One page of jobs and the cursor of the next (None on the last page).
+
+    A free-text search reads one window of ``SEARCH_WINDOW`` ids per page, newest
+    first: a page may hold fewer matches than it could, and "older" goes on with
+    the next window (``searched`` says which ids were read).
+    """
+    params = flt.params()
+    searched = None
+    if flt.text is not None:
+        ((top,),) = yield Statement(query("web_jobs_top"), {"before": flt.before})
+        floor = max(1, int(top or 1) - SEARCH_WINDOW)
+        params["floor"] = floor
+        searched = (floor, int(top or 1) - 1)
+    rows: list[dict[str, Any]] = yield Statement(query(jobs_query(flt)), params, rows="dict")
     more = len(rows) > PAGE
     rows = rows[:PAGE]
-    return {"jobs": rows, "next": rows[-1]["id"] if more else None}
+    cursor = rows[-1]["id"] if more else None
+    if searched is not None and not more and searched[0] > 1:
+        cursor = searched[0]  # nothing more in this window: the next one
+    return {"jobs": rows, "next": cursor, "searched": searched}
 
 
 def job_detail(job_id: int) -> Operation[dict[str, Any] | None]:
@@ -238,10 +278,23 @@ def _sortable(t: datetime | str) -> str:
     return t.astimezone(timezone.utc).isoformat() if isinstance(t, datetime) else t
 
 
+DEAD_CAP = 1000  # the dead-letter count reads rows (a filter on queue or task): keep it short
+
+
 def dead_count(queue: str | None, task: str | None, since: datetime | None) -> Operation[Count]:
-    params = {"queue": queue, "task": task, "since": since, "cap": CAP}
-    ((n,),) = yield Statement(query("web_dead_count"), params)
-    return Count(int(n), capped=n >= CAP)
+    params = {"queue": queue, "task": task, "since": since}
+    ((n,),) = yield Statement(query("web_dead_count"), {**params, "cap": DEAD_CAP})
+    if n < DEAD_CAP:
+        return Count(int(n))
+    estimate = yield from _estimate("web_estimate_dead", params)
+    return Count(max(int(n), estimate), estimated=True)
+
+
+def _estimate(name: str, params: dict[str, Any]) -> Operation[int]:
+    """The planner's row estimate of an ``EXPLAIN (FORMAT JSON)`` query (reads no rows)."""
+    ((plan,),) = yield Statement(query(name), params)
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def schedules() -> Operation[list[dict[str, Any]]]:

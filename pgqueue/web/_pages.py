@@ -23,8 +23,8 @@ async def overview(request: Request) -> Response:
     return dash.page(request, "overview.html", "Overview", data,
                      throughput=_charts.throughput_svg(data["minutes"], now),
                      latency=_charts.latency_svg(data["minutes"], now),
-                     sql=sql_of("web_queue_counts", "web_estimate", "web_throughput",
-                                "web_workers"))  # fmt: skip
+                     sql=sql_of("web_queue_counts", "web_estimate_ready",
+                                "web_throughput", "web_workers"))  # fmt: skip
 
 
 async def jobs(request: Request) -> Response:
@@ -34,12 +34,13 @@ async def jobs(request: Request) -> Response:
     except ValueError as exc:
         return dash.error(request, 400, str(exc))
     page = await dash.run(_data.jobs_page(flt))
-    queues = await dash.run(_data.queue_rows())
+    names = await dash.run(_data.queue_names())
     first = flt.query_string(before=None)
+    sql = sql_of(_data.jobs_query(flt), "web_jobs_top", "web_queue_names")
     return dash.page(request, "jobs.html", "Jobs", page, filter=flt, statuses=_data.STATUSES,
-                     queue_names=[q["queue"] for q in queues], first_page=first,
+                     queue_names=names, first_page=first,
                      next_page=flt.query_string(before=page["next"]) if page["next"] else None,
-                     sql=sql_of("web_jobs"))  # fmt: skip
+                     sql=sql)  # fmt: skip
 
 
 async def job(request: Request) -> Response:
@@ -112,12 +113,15 @@ async def dead(request: Request) -> Response:
         filters = dead_filters(request.query_params)
     except ValueError as exc:
         return dash.error(request, 400, str(exc))
-    count = await dash.run(_data.dead_count(**filters))
-    flt = _data.JobFilter(queue=filters["queue"], task=filters["task"], status="dead")
+    flt = _data.JobFilter(queue=filters["queue"], task=filters["task"], status="dead",
+                          since=filters["since"])  # fmt: skip
     page = await dash.run(_data.jobs_page(flt))
+    # One page holds them all: that is the count, without reading the rows again.
+    count = (_data.Count(len(page["jobs"])) if page["next"] is None
+             else await dash.run(_data.dead_count(**filters)))  # fmt: skip
     confirm = request.query_params.get("confirm")
     if confirm not in (None, "replay", "purge"):
         return dash.error(request, 400, "confirm: replay or purge")
-    sql = sql_of("web_dead_count", "web_jobs", "replay_dead")
+    sql = sql_of("web_dead_count", "web_estimate_dead", "web_jobs_finished", "replay_dead")
     return dash.page(request, "dead.html", "Dead letters", page, count=count, filters=filters,
                      confirm=confirm, sql=sql)  # fmt: skip

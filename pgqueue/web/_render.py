@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import jinja2
+import psycopg
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from pgqueue import App
-from pgqueue._db import Operation
+from pgqueue._db import Operation, Statement
 from pgqueue._sql import query
 from pgqueue.web import _data
 from pgqueue.web._security import CSRF_FIELD, csrf_token, set_csrf_cookie
@@ -24,6 +25,18 @@ T = TypeVar("T")
 
 NAV = (("/", "Overview"), ("/jobs", "Jobs"), ("/queues", "Queues"),
        ("/schedules", "Schedules"), ("/workers", "Workers"), ("/dead", "Dead letters"))  # fmt: skip
+
+
+READ_TIMEOUT = "10s"  # a page's reads; a slower one (free text on a huge table) is refused
+
+
+def _bounded(op: Operation[T]) -> Operation[T]:
+    # The dashboard's statements are many small capped subqueries whose summed
+    # cost estimate passes jit_above_cost: compiling them (~0.4 s) would take
+    # far longer than running them (a few ms). SET LOCAL ends with the transaction.
+    yield Statement("SET LOCAL jit = off")
+    yield Statement(f"SET LOCAL statement_timeout = '{READ_TIMEOUT}'")
+    return (yield from op)
 
 
 def sql_of(*names: str) -> list[tuple[str, str]]:
@@ -71,7 +84,8 @@ class Dashboard:
         return dash
 
     async def run(self, op: Operation[T]) -> T:
-        return await self.app.database.run_async(op)
+        """Run a read in one transaction (one snapshot for the page), bounded in time."""
+        return await self.app.database.run_async(_bounded(op), transaction=True)
 
     def render(self, request: Request, template: str, status: int = 200,
                **context: Any) -> Response:  # fmt: skip
@@ -96,6 +110,17 @@ class Dashboard:
     def page(self, request: Request, template: str, title: str, data: dict[str, Any],
              sql: list[tuple[str, str]], **context: Any) -> Response:  # fmt: skip
         return self.render(request, template, title=title, sql=sql, **data, **context)
+
+    @staticmethod
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        """A page whose query timed out, or a database that is away: say so (503)."""
+        dash = Dashboard.of(request)
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            message = (f"the query took longer than {READ_TIMEOUT} and was cancelled: "
+                       "narrow the filter (queue, status, age)")  # fmt: skip
+        else:
+            message = str(exc)
+        return dash.error(request, 503, message)
 
     def error(self, request: Request, status: int, message: str) -> Response:
         return self.render(request, "error.html", status, title=f"Error {status}",
