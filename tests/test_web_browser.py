@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,17 @@ from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
+@contextmanager
+def chromium(javascript: bool = True) -> Iterator[WebDriver]:
+    """Headless Chromium with a fresh profile (scripts off when asked)."""
     profile = tempfile.mkdtemp(prefix="pgqueue-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    if not javascript:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2})  # fmt: skip
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(20)
@@ -61,6 +66,12 @@ def browser() -> Iterator[WebDriver]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture
@@ -191,3 +202,20 @@ def test_dead_job_found_retried_and_queue_paused_in_the_browser(
         assert browser.execute_script("return window.__marker") == 1  # no full reload
 
         assert console_errors(browser) == []
+
+
+def test_pages_read_and_act_without_javascript(app: pgqueue.App) -> None:
+    job = dead_job(app)
+    with chromium(javascript=False) as browser, serve(asgi_app(app)) as url:
+        browser.get(url + "/")
+        # Page scripts are off (htmx never loaded); WebDriver's own still run.
+        assert browser.execute_script("return typeof window.htmx") == "undefined"
+        assert "mail" in text(browser)
+        browser.get(f"{url}/jobs?status=dead")
+        # The select-all box needs a script: without one it stays hidden.
+        assert not browser.find_element(By.CSS_SELECTOR, "input[data-select-all]").is_displayed()
+        browser.find_element(By.LINK_TEXT, str(job.id)).click()
+        assert "ValueError: mailbox ops@example.com is full" in text(browser)
+        browser.find_element(By.CSS_SELECTOR, "button[value=retry]").click()
+        wait_until(lambda: "retried 1 of 1 job(s)" in text(browser))
+        assert app.get_job(job.id).status == "queued"

@@ -49,7 +49,8 @@ def overview() -> Operation[dict[str, Any]]:
     queues = yield from queue_rows()
     minutes = yield Statement(query("web_throughput"), rows="dict")
     workers = yield Statement(query("web_workers"), rows="dict")
-    return {"queues": queues, "minutes": minutes, "workers": workers}
+    now = yield from clock()
+    return {"queues": queues, "minutes": minutes, "workers": workers, "now": now}
 
 
 def clock() -> Operation[datetime]:

@@ -19,10 +19,9 @@ from pgqueue.web._render import Dashboard, sql_of
 async def overview(request: Request) -> Response:
     dash = Dashboard.of(request)
     data = await dash.run(_data.overview())
-    now = await dash.run(_data.clock())
     return dash.page(request, "overview.html", "Overview", data,
-                     throughput=_charts.throughput_svg(data["minutes"], now),
-                     latency=_charts.latency_svg(data["minutes"], now),
+                     throughput=_charts.throughput_svg(data["minutes"], data["now"]),
+                     latency=_charts.latency_svg(data["minutes"], data["now"]),
                      sql=sql_of("web_queue_counts", "web_estimate_ready",
                                 "web_throughput", "web_workers"))  # fmt: skip
 
