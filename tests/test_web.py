@@ -94,6 +94,11 @@ def test_jobs_filters_and_keyset_pages(app: pgqueue.App, client: TestClient) -> 
     assert "No job matches" in client.get("/jobs?status=dead").text
     assert "No job matches" in client.get("/jobs?older=1d").text
     assert client.get("/jobs?status=bogus").status_code == 400
+    # Bulk: cancel a selection of two.
+    form = {"csrf": token(client), "action": "cancel", "ids": [str(ids[0]), str(ids[1])]}
+    assert "cancelled 2 job(s)" in client.post("/actions/jobs", data=form).text
+    assert {app.get_job(i).status for i in ids[:2]} == {"cancelled"}
+    assert "no job selected" in client.post("/actions/jobs", data={**form, "ids": []}).text
     assert client.get("/jobs?older=soon").status_code == 400
 
 
