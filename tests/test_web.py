@@ -137,6 +137,10 @@ def test_retry_needs_the_csrf_token(app: pgqueue.App, client: TestClient) -> Non
                                                "csrf": csrf},
                         headers={"Origin": "http://evil.example"})  # fmt: skip
     assert cross.status_code == 403
+    behind_proxy = {"Origin": "https://ops.example", "X-Forwarded-Host": "ops.example"}
+    form = {"ids": "999999", "action": "retry", "csrf": csrf}
+    proxied = client.post("/actions/jobs", data=form, headers=behind_proxy)
+    assert "retried 0 of 1 job(s)" in proxied.text
     done = client.post("/actions/jobs", data={"ids": str(job.id), "action": "retry",
                                               "csrf": csrf, "next": f"/jobs/{job.id}"},
                        follow_redirects=False)  # fmt: skip
@@ -264,8 +268,10 @@ def test_dead_letters_count_confirm_replay_purge(app: pgqueue.App, client: TestC
 
 def test_schedule_actions(app: pgqueue.App, client: TestClient) -> None:
     app.add_schedule("nightly", cron="0 3 * * *", task="work.tick", args=[7], missed="skip")
+    app.add_schedule("paris", cron="30 9 * * *", timezone="Europe/Paris", task="work.tick")
     page = client.get("/schedules").text
-    assert page.count("03:00:00") >= 3 and "skip" in page  # the next three fires
+    assert page.count("03:00:00+00:00") == 3 and "skip" in page  # the next three fires
+    assert page.count("09:30:00+01:00") == 3  # in the schedule's own zone (winter time)
     csrf = token(client, "/schedules")
     for action, expect in (("pause", "paused"), ("resume", "resumed"), ("run", "enqueued job")):
         out = client.post("/actions/schedules", data={"csrf": csrf, "name": "nightly",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,7 +80,9 @@ def _next_fires(expr: str, tz: str, first: datetime | None, n: int = 3) -> list[
     fires = [first]
     while len(fires) < n:
         fires.append(cron.next_after(fires[-1]))
-    return fires
+    # Shown in the schedule's own time zone, as its cron expression reads.
+    zone = ZoneInfo(tz)
+    return [f.astimezone(zone) for f in fires]
 
 
 async def workers(request: Request) -> Response:

@@ -101,7 +101,10 @@ def set_csrf_cookie(request: Request, response: Response) -> None:
 def csrf_refusal(request: Request, form: dict[str, list[str]]) -> str | None:
     """Why this POST is refused (None: it carries this browser's token)."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+    # Behind a reverse proxy the Host may be the proxy's upstream: its
+    # X-Forwarded-Host names the site too (a cross-site form cannot set headers).
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    if origin and origin != "null" and urlsplit(origin).netloc not in hosts:
         return "cross-origin request refused"
     cookie = request.cookies.get(CSRF_COOKIE, "")
     given = (form.get(CSRF_FIELD) or [""])[0]
