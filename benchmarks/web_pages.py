@@ -30,14 +30,15 @@ from benchmarks._db import fresh_database
 # Queued jobs per queue (shares of --queued), with 10% of each scheduled later.
 QUEUES = {"default": 0.70, "email": 0.20, "reports": 0.09, "webhooks": 0.01}
 TARGET_MS = 100.0
-NOTES = """Reading: counts come from index-only scans capped at 10,000 and the planner's
-estimates beyond; lists read an index in their own order with a keyset cursor, so
-the page at the middle of the table costs what the first does. The one miss is a
-dead-letter filter on a queue with no (or few) dead jobs among many: with no index
-on dead jobs by queue, both its list and its count read every dead job (50,000
-here). An index `ON pgqueue.jobs (queue, finished_at) WHERE status = 'dead'` would
-bring it in line; it is a schema change (a migration), left to the schema's owners.
-A free-text search has no index either: it reads one window of 50,000 ids a page."""
+NOTES = """Reading: counts come from index-only scans capped at 10,000 and, beyond, estimates
+from a block sample of about 30,000 rows; lists read an index in their own order
+with a keyset cursor, so the page at the middle of the table costs what the first
+does. The one miss is a dead-letter filter on a queue with no (or few) dead jobs
+among many: with no index on dead jobs by queue, both its list and its count read
+every dead job (50,000 here). An index `ON pgqueue.jobs (queue, finished_at) WHERE
+status = 'dead'` would bring it in line; it is a schema change (a migration), left
+to the schema's owners. A free-text search has no index either: it reads one window
+of 50,000 ids a page."""
 
 FINISHED_SQL = """
 INSERT INTO pgqueue.jobs (queue, task, args, status, attempts, run_at, started_at,

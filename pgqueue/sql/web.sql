@@ -20,8 +20,8 @@ ORDER BY 1
 
 -- name: web_queue_counts
 -- Per queue: counts exact up to %(cap)s each, read from the indexes; NULL where
--- an exact figure would read too many rows (the page shows the planner's
--- estimate instead). Ready: waiting and due (retries included), scheduled:
+-- an exact figure would read too many rows (the page shows an estimate from
+-- `web_sample` instead). Ready: waiting and due (retries included), scheduled:
 -- waiting for a later run_at (retries in backoff included); both index-only
 -- scans of the claim index. Retrying (status failed) and dead need the rows
 -- themselves: exact only when the queue's waiting jobs (resp. all dead jobs)
@@ -79,23 +79,29 @@ FROM counts AS n
 LEFT JOIN pgqueue.queues AS q ON q.name = n.name
 ORDER BY n.name
 
--- name: web_estimate_ready
--- The planner's estimate of a queue's due waiting jobs (EXPLAIN plans, reads no rows).
-EXPLAIN (FORMAT JSON)
-SELECT 1 FROM pgqueue.jobs
-WHERE queue = %(queue)s AND status IN ('queued', 'failed') AND run_at <= now()
+-- name: web_table_rows
+-- The jobs table's row estimate (kept by VACUUM and ANALYZE): sizes the sample.
+SELECT reltuples FROM pg_class WHERE oid = 'pgqueue.jobs'::regclass
 
--- name: web_estimate_scheduled
--- The planner's estimate of a queue's jobs waiting for a later run_at.
-EXPLAIN (FORMAT JSON)
-SELECT 1 FROM pgqueue.jobs
-WHERE queue = %(queue)s AND status IN ('queued', 'failed') AND run_at > now()
-
--- name: web_estimate_status
--- The planner's estimate of a queue's jobs in one status (running, failed, dead).
-EXPLAIN (FORMAT JSON)
-SELECT 1 FROM pgqueue.jobs
-WHERE queue = %(queue)s AND status = %(status)s
+-- name: web_sample
+-- Estimates where exact counts would read too many rows: per queue and state,
+-- the jobs in a block sample of the table (`percent` of its pages; TABLESAMPLE
+-- SYSTEM reads only those pages), and the rows sampled, to scale by (against
+-- `web_table_rows`). Rows with the dead-letter filters are counted too.
+SELECT s.queue,
+       count(*) FILTER (WHERE s.status IN ('queued', 'failed') AND s.run_at <= now()) AS ready,
+       count(*) FILTER (WHERE s.status IN ('queued', 'failed') AND s.run_at > now())
+           AS scheduled,
+       count(*) FILTER (WHERE s.status = 'running') AS running,
+       count(*) FILTER (WHERE s.status = 'failed') AS retrying,
+       count(*) FILTER (WHERE s.status = 'dead') AS dead,
+       count(*) FILTER (WHERE s.status = 'dead'
+                          AND (%(task)s::text IS NULL OR s.task = %(task)s)
+                          AND (%(since)s::timestamptz IS NULL OR s.finished_at >= %(since)s))
+           AS dead_matching,
+       sum(count(*)) OVER () AS sampled
+FROM pgqueue.jobs AS s TABLESAMPLE SYSTEM (%(percent)s) REPEATABLE (0)
+GROUP BY s.queue
 
 -- name: web_throughput
 -- Per minute over the last hour: jobs that finished (succeeded, dead) and the
@@ -200,7 +206,7 @@ WHERE j.id = %(id)s
 
 -- name: web_dead_count
 -- How many dead jobs a replay or purge by these filters would touch (exact up
--- to %(cap)s; the page adds the planner's estimate beyond).
+-- to %(cap)s; the page estimates beyond, from `web_sample`).
 SELECT count(*) FROM (
     SELECT 1 FROM pgqueue.jobs
     WHERE status = 'dead'
@@ -220,12 +226,3 @@ ORDER BY name
 -- name: web_now
 -- The database's clock (charts are drawn against it, not the web server's).
 SELECT now()
-
--- name: web_estimate_dead
--- The planner's estimate of the dead jobs matching the dead-letter filters.
-EXPLAIN (FORMAT JSON)
-SELECT 1 FROM pgqueue.jobs
-WHERE status = 'dead'
-  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-  AND (%(task)s::text IS NULL OR task = %(task)s)
-  AND (%(since)s::timestamptz IS NULL OR finished_at >= %(since)s)

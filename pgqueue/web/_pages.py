@@ -23,7 +23,7 @@ async def overview(request: Request) -> Response:
     return dash.page(request, "overview.html", "Overview", data,
                      throughput=_charts.throughput_svg(data["minutes"], data["now"]),
                      latency=_charts.latency_svg(data["minutes"], data["now"]),
-                     sql=sql_of("web_queue_counts", "web_estimate_ready",
+                     sql=sql_of("web_queue_counts", "web_table_rows", "web_sample",
                                 "web_throughput", "web_workers"))  # fmt: skip
 
 
@@ -56,7 +56,7 @@ async def queues(request: Request) -> Response:
     dash = Dashboard.of(request)
     rows = await dash.run(_data.queue_rows())
     return dash.page(request, "queues.html", "Queues", {"queues": rows},
-                     sql=sql_of("web_queue_counts", "queue_upsert"))  # fmt: skip
+                     sql=sql_of("web_queue_counts", "web_sample", "queue_upsert"))  # fmt: skip
 
 
 async def schedules(request: Request) -> Response:
@@ -124,6 +124,6 @@ async def dead(request: Request) -> Response:
     confirm = request.query_params.get("confirm")
     if confirm not in (None, "replay", "purge"):
         return dash.error(request, 400, "confirm: replay or purge")
-    sql = sql_of("web_dead_count", "web_estimate_dead", "web_jobs_finished", "replay_dead")
+    sql = sql_of("web_dead_count", "web_sample", "web_jobs_finished", "replay_dead")
     return dash.page(request, "dead.html", "Dead letters", page, count=count, filters=filters,
                      confirm=confirm, sql=sql)  # fmt: skip
