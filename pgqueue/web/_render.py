@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import jinja2
 import psycopg
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -48,6 +49,13 @@ def _when(value: datetime | None) -> str:
     return value.isoformat(sep=" ", timespec="seconds") if value is not None else "-"
 
 
+def _at(value: datetime | None) -> Markup:
+    """A time to read in a page: a ``<time>`` element that does not wrap."""
+    if value is None:
+        return Markup("-")
+    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), _when(value))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pgqueue.web", "templates"),
@@ -57,6 +65,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
+    env.filters["at"] = _at
     env.filters["age"] = _data._age
     env.filters["json"] = _pretty_json
     return env
