@@ -296,6 +296,15 @@ def test_mounted_under_a_prefix(app: pgqueue.App) -> None:
         assert done.headers["location"].startswith("/ops/queue/jobs")
 
 
+def test_mounted_in_fastapi(app: pgqueue.App) -> None:
+    fastapi = pytest.importorskip("fastapi")
+    host = fastapi.FastAPI()
+    host.mount("/pgqueue", asgi_app(app, read_only=True))
+    with TestClient(host) as client:
+        page = client.get("/pgqueue/queues")
+        assert page.status_code == 200 and 'href="/pgqueue/jobs"' in page.text
+
+
 def cli_web(
     monkeypatch: pytest.MonkeyPatch, capsys: Any, *args: str
 ) -> tuple[int, str, dict[str, Any]]:
