@@ -1,8 +1,9 @@
 """The worker: an asyncio loop that claims jobs into free slots and starts them.
 
-Each turn claims up to the number of free slots in ONE statement (``claim``:
-``FOR UPDATE SKIP LOCKED`` through ``jobs_claim_idx``; no transaction stays
-open while jobs run) and hands the jobs to the executor. A full batch means
+Each turn claims up to the number of free slots in ONE statement (``claim``,
+or ``claim_after`` from the bounds of ``_bounds.py``: ``FOR UPDATE SKIP
+LOCKED`` through ``jobs_claim_idx``; no transaction stays open while jobs
+run) and hands the jobs to the executor. A full batch means
 there may be more: the loop claims again as soon as slots free up. A short
 batch means the queues are drained: the loop sleeps until a notification for
 one of its queues (``pgqueue_jobs``), a local retry comes due, or the poll
