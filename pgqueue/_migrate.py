@@ -6,9 +6,13 @@ the wheel as ``pgqueue/_migrations``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import alembic.context
+import alembic.op
 import psycopg
 from alembic import command
 from alembic.config import Config
@@ -34,13 +38,38 @@ def _config(connection: Connection) -> Config:
     return cfg
 
 
+@contextmanager
+def _inside_host_alembic(connection: Connection) -> Iterator[None]:
+    """Run pgqueue's revisions without disturbing a host's Alembic run.
+
+    Alembic publishes the running environment as module globals of
+    ``alembic.context`` and ``alembic.op``; a nested run replaces them and, on
+    exit, deletes them, which breaks the host's ``env.py`` that is still
+    running. Their namespaces are restored as they were. A transaction pgqueue
+    began is committed here (a host's standard ``env.py`` never commits after
+    its own block); one the host holds is left to the host.
+    """
+    saved = [(vars(module), dict(vars(module))) for module in (alembic.context, alembic.op)]
+    ours = not connection.in_transaction()
+    try:
+        yield
+        if ours and connection.in_transaction():
+            connection.commit()
+    finally:
+        for namespace, before in saved:
+            namespace.clear()
+            namespace.update(before)
+
+
 def upgrade(connection: Connection, revision: str = "head") -> None:
-    """Upgrade pgqueue's schema on a SQLAlchemy connection (host ``env.py``)."""
-    command.upgrade(_config(connection), revision)
+    """Upgrade pgqueue's schema on a SQLAlchemy connection (also from a host's ``env.py``)."""
+    with _inside_host_alembic(connection):
+        command.upgrade(_config(connection), revision)
 
 
 def downgrade(connection: Connection, revision: str = "base") -> None:
-    command.downgrade(_config(connection), revision)
+    with _inside_host_alembic(connection):
+        command.downgrade(_config(connection), revision)
 
 
 def _engine(dsn: str) -> Any:
