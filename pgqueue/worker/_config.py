@@ -70,7 +70,9 @@ class WorkerConfig:
     completer_linger: float = COMPLETER_LINGER
     fetch_cooldown: float = FETCH_COOLDOWN
     worker_id: str | None = None  # None: host:pid:random
-    install_signal_handlers: bool = True  # SIGTERM/SIGINT (main thread only)
+    # SIGTERM/SIGINT (main thread only). None: only on an event loop of the worker's
+    # own (run_worker, the CLI), never on a host's (run_worker_async: uvicorn keeps its own).
+    install_signal_handlers: bool | None = None
     start_method: str | None = None  # supervisor: "fork" or "spawn"; None: fork on POSIX
     app_spec: str | None = None  # "module:attr", lets spawned children import the app
     max_tasks: int | None = None  # this process stops (recycle code) after this many jobs
