@@ -12,7 +12,7 @@ import psycopg
 import typer
 
 from pgqueue._app import App
-from pgqueue._errors import PgQueueError
+from pgqueue._errors import PgQueueError, first_line
 
 cli = typer.Typer(
     name="pgqueue",
@@ -75,11 +75,6 @@ def emit_json(value: Any) -> None:
     typer.echo(json.dumps(value, default=str, indent=2))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and a non-zero exit."""
     # The pool logs every failed connection attempt; the CLI reports one line instead.
@@ -96,13 +91,13 @@ def run(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {exc}", err=True)
         return 1
     except psycopg.OperationalError as exc:
-        typer.echo(f"error: database unavailable: {_first_line(exc)}", err=True)
+        typer.echo(f"error: database unavailable: {first_line(exc)}", err=True)
         return 1
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         typer.echo("error: no pgqueue schema in this database; run `pgqueue migrate`", err=True)
         return 1
     except psycopg.Error as exc:
-        typer.echo(f"error: database error: {_first_line(exc)}", err=True)
+        typer.echo(f"error: database error: {first_line(exc)}", err=True)
         return 1
     except (ValueError, TypeError) as exc:
         typer.echo(f"error: {exc}", err=True)
