@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from pgqueue import _admin, _bulk, _client, _queues, _schedules, _wait
 from pgqueue._config import resolve_dsn
-from pgqueue._core import JobSpec, RetryPolicy, enqueue_one_params
+from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy, enqueue_one_params
 from pgqueue._errors import ConfigurationError, JobNotFound
 from pgqueue._job import Job
 from pgqueue._pools import PoolOwner
@@ -42,11 +42,14 @@ class App(PoolOwner):
         lease: float = 30.0,
         connect_timeout: float = 5.0,
         prepare: bool = True,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
         if min_connections < 0 or max_connections < max(1, min_connections):
             raise ConfigurationError("need 0 <= min_connections <= max_connections, >= 1")
         if lease <= 0:
             raise ConfigurationError("lease must be > 0 seconds")
+        if max_payload < 1:
+            raise ConfigurationError("max_payload must be >= 1 byte")
         self._dsn_arg = dsn
         self._dsn: str | None = None
         self.min_connections = min_connections
@@ -56,6 +59,7 @@ class App(PoolOwner):
         self.connect_timeout = connect_timeout
         # prepare=False suits PgBouncer in transaction pooling mode.
         self.prepare = prepare
+        self.max_payload = max_payload  # bytes of a job's args + kwargs + meta as JSON
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.schedules: dict[str, Any] = {}
         self._pool: ConnectionPool[Any] | None = None
@@ -139,13 +143,13 @@ class App(PoolOwner):
 
     def enqueue_one(self, spec: JobSpec, *, connection: Any = None) -> Job:
         """Insert one job (what ``task.enqueue`` does): one short statement."""
-        params = enqueue_one_params(spec)  # TypeError on non-JSON, before any I/O
+        params = enqueue_one_params(spec, self.max_payload)  # bad values raise before I/O
         with self._connection(connection) as conn:
             row = _client.enqueue_one_sync(conn, spec, params, self._limited)
         return Job.from_row(row, self)
 
     async def enqueue_one_async(self, spec: JobSpec, *, connection: Any = None) -> Job:
-        params = enqueue_one_params(spec)
+        params = enqueue_one_params(spec, self.max_payload)
         async with self._aconnection(connection) as conn:
             row = await _client.enqueue_one_async(conn, spec, params, self._limited)
         return Job.from_row(row, self)
@@ -160,7 +164,7 @@ class App(PoolOwner):
         self._check_specs(specs)
         if len(specs) <= 1:
             return [self.enqueue_one(s, connection=connection) for s in specs]
-        batch = _bulk.prepare(specs)  # TypeError on non-JSON, before any I/O
+        batch = _bulk.prepare(specs, max_payload=self.max_payload)  # bad values raise first
         with self._connection(connection) as conn:
             return _client.enqueue_bulk_sync(conn, batch, self)
 
@@ -171,7 +175,7 @@ class App(PoolOwner):
         self._check_specs(specs)
         if len(specs) <= 1:
             return [await self.enqueue_one_async(s, connection=connection) for s in specs]
-        batch = _bulk.prepare(specs)
+        batch = _bulk.prepare(specs, max_payload=self.max_payload)
         async with self._aconnection(connection) as conn:
             return await _client.enqueue_bulk_async(conn, batch, self)
 

@@ -66,6 +66,8 @@ def parse_json(text: str, what: str, kind: type) -> Any:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise fail(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise fail(f"{what} is nested too deeply") from None
     if not isinstance(value, kind):
         raise fail(f"{what} must be a JSON {'array' if kind is list else 'object'}")
     return value
