@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
 import sys
 from typing import Annotated, Any
 
@@ -73,6 +74,26 @@ def parse_json(text: str, what: str, kind: type) -> Any:
     return value
 
 
+# C0 and C1 control characters (ESC starts CSI and OSC sequences), DEL, and the
+# bidirectional overrides that reorder what a terminal shows.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), newlines kept.
+
+    Task names, queues, errors and results come from the database: printed as
+    they are, an escape sequence in one could retitle, recolour or rewrite the
+    operator's terminal.
+    """
+    return _UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """``typer.echo`` for lines that carry stored data: see ``safe``."""
+    typer.echo(safe(text), err=err)
+
+
 def emit_json(value: Any) -> None:
     typer.echo(json.dumps(value, default=str, indent=2))
 
@@ -87,22 +108,22 @@ def run(argv: list[str] | None = None) -> int:
         if isinstance(code, int):
             return code
     except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         return 2
     except PgQueueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         return 1
     except psycopg.OperationalError as exc:
-        typer.echo(f"error: database unavailable: {first_line(exc)}", err=True)
+        echo(f"error: database unavailable: {first_line(exc)}", err=True)
         return 1
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         typer.echo("error: no pgqueue schema in this database; run `pgqueue migrate`", err=True)
         return 1
     except psycopg.Error as exc:
-        typer.echo(f"error: database error: {first_line(exc)}", err=True)
+        echo(f"error: database error: {first_line(exc)}", err=True)
         return 1
     except (ValueError, TypeError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -16,6 +16,7 @@ from pgqueue.cli._base import (
     DsnOption,
     JsonOption,
     cli,
+    echo,
     emit_json,
     fail,
     load_app,
@@ -72,7 +73,7 @@ def cron_list(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
     ]  # fmt: skip
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
     for line in [list(COLUMNS), *rows]:
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 @cron_cli.command("add")
@@ -105,7 +106,7 @@ def cron_add(
         emit_json(schedule.as_dict())
     else:
         when = _when(schedule.next_run_at, schedule.timezone)
-        typer.echo(f"schedule {schedule.name} added; next run {when}")
+        echo(f"schedule {schedule.name} added; next run {when}")
 
 
 @cron_cli.command("pause")
@@ -113,7 +114,7 @@ def cron_pause(name: NameArg, dsn: DsnOption = None) -> None:
     """Stop a schedule firing (resume brings it back)."""
     app = plain_app(dsn)
     _call(lambda: app.pause_schedule(name))
-    typer.echo(f"schedule {name} paused")
+    echo(f"schedule {name} paused")
 
 
 @cron_cli.command("resume")
@@ -122,7 +123,7 @@ def cron_resume(name: NameArg, dsn: DsnOption = None) -> None:
     app = plain_app(dsn)
     schedule: Schedule = _call(lambda: app.resume_schedule(name))
     when = _when(schedule.next_run_at, schedule.timezone)
-    typer.echo(f"schedule {name} enabled; next run {when}")
+    echo(f"schedule {name} enabled; next run {when}")
 
 
 @cron_cli.command("remove")
@@ -130,7 +131,7 @@ def cron_remove(name: NameArg, dsn: DsnOption = None) -> None:
     """Delete a schedule (one still declared in code returns at the next worker start)."""
     app = plain_app(dsn)
     _call(lambda: app.remove_schedule(name))
-    typer.echo(f"schedule {name} removed")
+    echo(f"schedule {name} removed")
 
 
 @cron_cli.command("run-now")
@@ -141,7 +142,7 @@ def cron_run_now(name: NameArg, dsn: DsnOption = None, as_json: JsonOption = Fal
     if as_json:
         emit_json({"id": job.id, "task": job.task, "queue": job.queue, "meta": job.meta})
     else:
-        typer.echo(f"enqueued job {job.id} ({job.task}) on queue {job.queue}")
+        echo(f"enqueued job {job.id} ({job.task}) on queue {job.queue}")
 
 
 @cli.command("scheduler")
