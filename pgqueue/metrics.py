@@ -3,7 +3,8 @@
 Counters and histograms are fed by the worker as jobs finish; queue depth and
 oldest age are read from ``pgqueue.jobs`` when Prometheus scrapes (cached for
 a few seconds, so many scrapers cost one query). With ``--processes N``,
-child ``k`` serves on ``port + k``.
+child ``k`` serves on ``port + k``. The endpoint listens on 127.0.0.1 unless
+``--metrics-host`` (``WorkerConfig.metrics_host``) names another address.
 
 Metrics:
 
@@ -111,8 +112,8 @@ class WorkerMetrics:
         self.slots.labels("busy").set(busy)
         self.slots.labels("total").set(total)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        """Serve ``/metrics`` on a background thread."""
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        """Serve ``/metrics`` on a background thread (loopback only, unless ``addr`` says)."""
         self._server = start_http_server(port, addr=addr, registry=self.registry)
 
     def close(self) -> None:

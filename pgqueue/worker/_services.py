@@ -38,7 +38,7 @@ class Services:
             from pgqueue.metrics import WorkerMetrics
 
             self.metrics = WorkerMetrics(self._app)
-            self.metrics.serve(cfg.metrics_port)
+            self.metrics.serve(cfg.metrics_port, cfg.metrics_host)
         if cfg.rescue:
             self.rescuer = Rescuer(self._app, interval=cfg.rescue_interval)
             self._loops.append(self.rescuer)
