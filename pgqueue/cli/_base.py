@@ -30,6 +30,9 @@ DsnOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
+NO_SCHEMA = "no pgqueue schema in this database; run `pgqueue migrate`"
+
+
 class UserError(Exception):
     """A mistake of the user's: printed as one line, exit code 2."""
 
@@ -59,6 +62,14 @@ def load_app(spec: str, dsn: str | None = None) -> App:
 
 def plain_app(dsn: str | None) -> App:
     return App(dsn)
+
+
+def require_schema(app: App) -> None:
+    """A one-line error (exit 1) now, for commands that would otherwise retry forever."""
+    from pgqueue._migrate import current_revision
+
+    if current_revision(app.dsn) is None:
+        raise PgQueueError(NO_SCHEMA)
 
 
 def parse_json(text: str, what: str, kind: type) -> Any:
@@ -117,7 +128,7 @@ def run(argv: list[str] | None = None) -> int:
         echo(f"error: database unavailable: {first_line(exc)}", err=True)
         return 1
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        typer.echo("error: no pgqueue schema in this database; run `pgqueue migrate`", err=True)
+        typer.echo(f"error: {NO_SCHEMA}", err=True)
         return 1
     except psycopg.Error as exc:
         echo(f"error: database error: {first_line(exc)}", err=True)

@@ -22,6 +22,7 @@ from pgqueue.cli._base import (
     load_app,
     parse_json,
     plain_app,
+    require_schema,
 )
 
 cron_cli = typer.Typer(
@@ -158,6 +159,7 @@ def scheduler(
     from pgqueue.maintenance.scheduler import Scheduler
 
     app = load_app(app_spec, dsn) if app_spec else plain_app(dsn)
+    require_schema(app)  # the loop itself outlives a missing schema, retrying
     runner = Scheduler(app, sync=app_spec is not None, poll_interval=poll_interval)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
