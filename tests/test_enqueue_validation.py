@@ -105,6 +105,14 @@ def test_bad_arguments_on_every_path(
             task.enqueue(*args, **kwargs)
 
 
+def test_float_priority_never_reaches_the_copy_path(offline: pgqueue.App) -> None:
+    task = offline.task_ref("t.any")
+    with pytest.raises(TypeError, match="priority"):
+        offline.enqueue_many([pgqueue.JobSpec("t.any", priority=1.5) for _ in range(COPY_MIN)])
+    with pytest.raises(TypeError, match="priority"):
+        offline.enqueue_many([task.options(priority=2.0).job(i) for i in range(COPY_MIN)])
+
+
 def test_deep_nesting_is_a_type_error(offline: pgqueue.App) -> None:
     deep: Any = []
     for _ in range(100_000):
@@ -164,6 +172,7 @@ def test_values_at_the_limits_are_stored(app: pgqueue.App, clean_db: str) -> Non
     [
         (["--args", "[" * 100_000 + "]" * 100_000], "--args is nested too deeply"),
         (["--kwargs", '{"a":' * 50_000 + "1" + "}" * 50_000], "--kwargs is nested too deeply"),
+        (["--priority", "1.5"], "Invalid value for '--priority'"),
         (["--delay", "1e300"], "delay"),
         (["--max-attempts", str(2**40)], "max_attempts"),
         (["--args", '["a\\u0000b"]'], "NUL"),

@@ -143,10 +143,17 @@ def run(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return 1
     except Exception as exc:
-        # Usage errors of the click layer (typer may vendor it): show, no traceback.
+        # Usage errors of the click layer (typer may vendor it): one line, no traceback.
         show = getattr(exc, "show", None)
         if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
-            show()
+            message = getattr(exc, "format_message", None)
+            ctx = getattr(exc, "ctx", None)
+            if callable(message) and ctx is not None:
+                text = str(message()).strip()
+                if text:  # empty: the help was shown (a group called without a command)
+                    echo(f"error: {text} (see '{ctx.command_path} --help')", err=True)
+            else:
+                show()
             return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
     return 0
