@@ -24,7 +24,7 @@ import psycopg
 
 import pgqueue
 from benchmarks._db import fresh_database
-from pgqueue._schedules import shard_of
+from pgqueue._schedule import shard_of
 from pgqueue.maintenance.scheduler import Scheduler
 
 T = datetime(2030, 1, 1, tzinfo=timezone.utc)  # the due schedules' next_run_at
@@ -57,7 +57,7 @@ def reset(dsn: str, names: list[str]) -> None:
 def bench_size(total: int, due: int, runs: int) -> dict[str, Any]:
     with fresh_database("pgqueue_bench_cron") as dsn, pgqueue.App(dsn) as app:
         names = load(dsn, total, due)
-        scheduler = Scheduler(app, sync=False)
+        scheduler = Scheduler(app.database, app.registry, sync=False)
         busy: list[float] = []
         idle: list[float] = []
         now = T + timedelta(seconds=1)

@@ -1,17 +1,17 @@
-"""Operator actions on jobs: retry, cancel, dead-letter replay, queue stats."""
+"""Operator actions on jobs: retry, cancel, dead-letter replay, purge, queue stats.
+
+Each action is an operation (a generator of statements, see ``_db``): written
+once, driven by ``Database.run`` or ``Database.run_async``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-from psycopg.rows import dict_row
+from typing import Any
 
 from pgqueue._core import check_status
+from pgqueue._db import Operation, Statement
 from pgqueue._sql import query
-
-if TYPE_CHECKING:
-    from pgqueue._app import App
 
 
 def _ids(ids: Any) -> list[int]:
@@ -21,17 +21,15 @@ def _ids(ids: Any) -> list[int]:
     return out
 
 
-def retry_jobs(app: App, ids: Any) -> list[int]:
+def retry_jobs(ids: Any) -> Operation[list[int]]:
     """Requeue failed, dead or cancelled jobs now; returns the ids requeued."""
-    with app._connection(None) as conn:
-        rows = conn.execute(query("retry_jobs"), {"ids": _ids(ids)}).fetchall()
+    rows = yield Statement(query("retry_jobs"), {"ids": _ids(ids)})
     return sorted(r[0] for r in rows)
 
 
-def cancel_jobs(app: App, ids: Any) -> dict[str, list[int]]:
+def cancel_jobs(ids: Any) -> Operation[dict[str, list[int]]]:
     """Cancel waiting jobs; request cancellation of running ones."""
-    with app._connection(None) as conn:
-        rows = conn.execute(query("cancel_jobs"), {"ids": _ids(ids)}).fetchall()
+    rows = yield Statement(query("cancel_jobs"), {"ids": _ids(ids)})
     return {
         "cancelled": sorted(r[0] for r in rows if r[1] == "cancelled"),
         "requested": sorted(r[0] for r in rows if r[1] == "running"),
@@ -39,15 +37,14 @@ def cancel_jobs(app: App, ids: Any) -> dict[str, list[int]]:
 
 
 def replay_dead(
-    app: App,
     *,
     queue: str | None = None,
     task: str | None = None,
     since: datetime | None = None,
     batch_size: int = 1000,
     limit: int | None = None,
-) -> int:
-    """Requeue dead jobs matching the filters, in batches (one transaction each)."""
+) -> Operation[int]:
+    """Requeue dead jobs matching the filters, in batches (one statement each)."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if limit is not None and limit < 0:
@@ -56,8 +53,7 @@ def replay_dead(
     while limit is None or total < limit:
         size = batch_size if limit is None else min(batch_size, limit - total)
         params = {"queue": queue, "task": task, "since": since, "limit": size}
-        with app._connection(None) as conn:
-            n = len(conn.execute(query("replay_dead"), params).fetchall())
+        n = len((yield Statement(query("replay_dead"), params)))
         total += n
         if n < size:
             break
@@ -65,14 +61,13 @@ def replay_dead(
 
 
 def purge(
-    app: App,
     *,
     statuses: list[str] | None = None,
     queue: str | None = None,
     task: str | None = None,
     older_than: float | None = None,
     batch_size: int = 1000,
-) -> int:
+) -> Operation[int]:
     """Delete jobs matching explicit filters (at least one), in batches; never running ones."""
     if not (statuses or queue or task or older_than is not None):
         raise ValueError("purge needs at least one filter (status, queue, task or age)")
@@ -88,14 +83,12 @@ def purge(
               "older_than": older_than, "limit": batch_size}  # fmt: skip
     total = 0
     while True:
-        with app._connection(None) as conn:
-            n = len(conn.execute(query("purge"), params).fetchall())
+        n = len((yield Statement(query("purge"), params)))
         total += n
         if n < batch_size:
             return total
 
 
-def queue_stats(app: App) -> list[dict[str, Any]]:
-    with app._connection(None) as conn, conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query("queue_stats"))
-        return cur.fetchall()
+def queue_stats() -> Operation[list[dict[str, Any]]]:
+    rows = yield Statement(query("queue_stats"), rows="dict")
+    return rows

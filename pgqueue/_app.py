@@ -1,33 +1,42 @@
-"""``pgqueue.App``: task registry, connection pools, enqueue and inspection."""
+"""``pgqueue.App``: the facade, a ``Database`` and a ``Registry`` with thin delegations.
+
+Nothing below this module imports it: operations take the database (and the
+registry), the worker and the maintenance loops take both, and ``Task`` and
+``Job`` reach their owner through the protocols of ``_protocols``.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from typing_extensions import Self
 
-from pgqueue import _admin, _bulk, _client, _queues, _schedules, _wait
-from pgqueue._config import resolve_dsn
+from pgqueue import _admin, _bulk, _client, _inspect, _queues, _schedules, _wait
 from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy, enqueue_one_params
-from pgqueue._errors import ConfigurationError, JobNotFound
+from pgqueue._db import Database, DatabaseConfig
+from pgqueue._errors import ConfigurationError
 from pgqueue._job import Job
-from pgqueue._pools import PoolOwner
+from pgqueue._keys import JOBS_CHANNEL
 from pgqueue._queues import QueueSettings
-from pgqueue._sql import query
-from pgqueue._task import Task, TaskConfig
+from pgqueue._registry import DEFAULT_LEASE, Registry
+from pgqueue._schedule import Schedule
+from pgqueue._spec import import_object
+from pgqueue._task import Task
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-JOBS_CHANNEL = "pgqueue_jobs"
+__all__ = ["JOBS_CHANNEL", "App"]
 
 
-class App(PoolOwner):
-    """The entry point: declares tasks, owns the pools, enqueues and inspects jobs.
+class App:
+    """The entry point: declares tasks, enqueues and inspects jobs, runs workers.
 
     The DSN comes from ``dsn``, else ``$PGQUEUE_DSN``, else ``$DATABASE_URL``,
     else a local embedded PostgreSQL under ``./.pgqueue/`` (development only).
+    ``app.database`` is the connection side (pools, dedicated connections),
+    ``app.registry`` the task side (tasks, schedules, defaults).
     """
 
     __module__ = "pgqueue"
@@ -39,55 +48,91 @@ class App(PoolOwner):
         min_connections: int = 1,
         max_connections: int = 10,
         retry: RetryPolicy | None = None,
-        lease: float = 30.0,
+        lease: float = DEFAULT_LEASE,
         connect_timeout: float = 5.0,
         prepare: bool = True,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
-        if min_connections < 0 or max_connections < max(1, min_connections):
-            raise ConfigurationError("need 0 <= min_connections <= max_connections, >= 1")
-        if lease <= 0:
-            raise ConfigurationError("lease must be > 0 seconds")
-        if max_payload < 1:
-            raise ConfigurationError("max_payload must be >= 1 byte")
-        self._dsn_arg = dsn
-        self._dsn: str | None = None
-        self.min_connections = min_connections
-        self.max_connections = max_connections
-        self.retry = retry or RetryPolicy()
-        self.lease = lease
-        self.connect_timeout = connect_timeout
-        # prepare=False suits PgBouncer in transaction pooling mode.
-        self.prepare = prepare
-        self.max_payload = max_payload  # bytes of a job's args + kwargs + meta as JSON
-        self.tasks: dict[str, Task[Any, Any]] = {}
-        self.schedules: dict[str, Any] = {}
-        self._pool: ConnectionPool[Any] | None = None
-        self._apool: AsyncConnectionPool[Any] | None = None
-        self._lock = threading.Lock()
-        self._limited: set[str] = set()  # queues seen with a max_depth (see _client)
+        self.database = Database(DatabaseConfig(
+            dsn=dsn, min_connections=min_connections, max_connections=max_connections,
+            connect_timeout=connect_timeout, prepare=prepare,
+        ))  # fmt: skip
+        self.registry = Registry(self, retry=retry, lease=lease, max_payload=max_payload)
 
-    # -- configuration -----------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<pgqueue.App {self.database!r} tasks={len(self.registry.tasks)}>"
+
+    @classmethod
+    def from_spec(cls, spec: str, *, dsn: str | None = None) -> App:
+        """Import ``"package.module:attribute"`` (an App); ``dsn`` overrides its DSN.
+
+        Raises ``ConfigurationError`` with one line for a spec that does not
+        name an App (the CLI prints it as is).
+        """
+        obj = import_object(spec)
+        if not isinstance(obj, App):
+            raise ConfigurationError(f"{spec!r} is not a pgqueue.App")
+        if dsn:
+            obj.use_dsn(dsn)
+        return obj
+
+    def use_dsn(self, dsn: str) -> None:
+        """Point this app at another database (before it has connected)."""
+        self.database = self.database.with_dsn(dsn)
+
+    # -- configuration (shortcuts to the two ports) ------------------------------
 
     @property
     def dsn(self) -> str:
-        """The resolved DSN (starts the embedded database when none is configured)."""
-        if self._dsn is None:
-            resolved = resolve_dsn(self._dsn_arg)
-            if resolved is None:
-                from pgqueue._embedded import embedded_dsn
-                from pgqueue._migrate import migrate_dsn
+        """The resolved DSN (``database.resolve()``: starts the embedded server
+        when none is configured)."""
+        return self.database.resolve()
 
-                resolved = embedded_dsn()
-                migrate_dsn(resolved)
-            self._dsn = resolved
-        return self._dsn
+    @property
+    def tasks(self) -> dict[str, Task[Any, Any]]:
+        return self.registry.tasks
+
+    @property
+    def schedules(self) -> dict[str, Schedule]:
+        return self.registry.schedules
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.registry.retry
+
+    @property
+    def lease(self) -> float:
+        return self.registry.lease
 
     def connect_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"connect_timeout": max(1, round(self.connect_timeout))}
-        if not self.prepare:
-            kwargs["prepare_threshold"] = None
-        return kwargs
+        return self.database.connect_kwargs()
+
+    def pool(self) -> ConnectionPool[Any]:
+        return self.database.pool()
+
+    async def pool_async(self) -> AsyncConnectionPool[Any]:
+        return await self.database.pool_async()
+
+    def close(self) -> None:
+        """Close the sync pool (the async pool needs ``close_async``)."""
+        self.database.close()
+
+    async def close_async(self) -> None:
+        await self.database.close_async()
+
+    aclose = close_async  # the earlier name
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close_async()
 
     # -- tasks -------------------------------------------------------------
 
@@ -109,49 +154,30 @@ class App(PoolOwner):
 
     def task(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]
         """Register a function (sync or async) as a task: ``@app.task`` or ``@app.task(...)``."""
-
-        def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            if isinstance(func, Task) and func.fn is not None:  # stacked above @app.cron
-                if self.tasks.get(func.name) is func:
-                    del self.tasks[func.name]
-                func = func.fn
-            name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
-            config = TaskConfig(name=name, **options)
-            JobSpec(task=name, queue=config.queue, priority=config.priority,
-                    max_attempts=config.max_attempts)  # fmt: skip  # validates
-            if config.timeout is not None and config.timeout <= 0:
-                raise ConfigurationError(f"task {name}: timeout must be > 0")
-            if name in self.tasks and self.tasks[name].fn is not func:
-                raise ConfigurationError(f"task name {name!r} is registered twice")
-            task: Task[Any, Any] = Task(self, func, config)
-            self.tasks[name] = task
-            return task
-
         if fn is not None:
-            return register(fn)
-        return register
+            return self.registry.register(fn, options)
+        return lambda func: self.registry.register(func, options)
 
     def task_ref(self, name: str, *, queue: str = "default", priority: int = 0,
                  max_attempts: int = 3) -> Task[Any, Any]:  # fmt: skip
         """A task known only by name, for producers that don't import the task code."""
-        if name in self.tasks:
-            return self.tasks[name]
-        config = TaskConfig(name=name, queue=queue, priority=priority, max_attempts=max_attempts)
-        return Task(self, None, config)
+        return self.registry.ref(name, queue=queue, priority=priority, max_attempts=max_attempts)
 
     # -- enqueue ---------------------------------------------------------------
 
     def enqueue_one(self, spec: JobSpec, *, connection: Any = None) -> Job:
         """Insert one job (what ``task.enqueue`` does): one short statement."""
-        params = enqueue_one_params(spec, self.max_payload)  # bad values raise before I/O
-        with self._connection(connection) as conn:
-            row = _client.enqueue_one_sync(conn, spec, params, self._limited)
+        params = enqueue_one_params(spec, self.registry.max_payload)  # bad values raise first
+        limited = self.database.limited_queues
+        with self.database.connection(connection) as conn:
+            row = _client.enqueue_one_sync(conn, spec, params, limited)
         return Job.from_row(row, self)
 
     async def enqueue_one_async(self, spec: JobSpec, *, connection: Any = None) -> Job:
-        params = enqueue_one_params(spec, self.max_payload)
-        async with self._aconnection(connection) as conn:
-            row = await _client.enqueue_one_async(conn, spec, params, self._limited)
+        params = enqueue_one_params(spec, self.registry.max_payload)
+        limited = self.database.limited_queues
+        async with self.database.connection_async(connection) as conn:
+            row = await _client.enqueue_one_async(conn, spec, params, limited)
         return Job.from_row(row, self)
 
     def enqueue_many(self, jobs: Iterable[JobSpec], *, connection: Any = None) -> list[Job]:
@@ -160,96 +186,82 @@ class App(PoolOwner):
         A job whose ``unique_key`` is held by an unfinished job is not inserted:
         the existing job is returned in its place.
         """
-        specs = list(jobs)
-        self._check_specs(specs)
+        specs = _check_specs(jobs)
         if len(specs) <= 1:
             return [self.enqueue_one(s, connection=connection) for s in specs]
-        batch = _bulk.prepare(specs, max_payload=self.max_payload)  # bad values raise first
-        with self._connection(connection) as conn:
+        batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)  # raises before I/O
+        with self.database.connection(connection) as conn:
             return _client.enqueue_bulk_sync(conn, batch, self)
 
     async def enqueue_many_async(
         self, jobs: Iterable[JobSpec], *, connection: Any = None
     ) -> list[Job]:
-        specs = list(jobs)
-        self._check_specs(specs)
+        specs = _check_specs(jobs)
         if len(specs) <= 1:
             return [await self.enqueue_one_async(s, connection=connection) for s in specs]
-        batch = _bulk.prepare(specs, max_payload=self.max_payload)
-        async with self._aconnection(connection) as conn:
+        batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)
+        async with self.database.connection_async(connection) as conn:
             return await _client.enqueue_bulk_async(conn, batch, self)
-
-    @staticmethod
-    def _check_specs(specs: Sequence[Any]) -> None:
-        for spec in specs:
-            if not isinstance(spec, JobSpec):
-                kind = type(spec).__name__
-                raise TypeError(f"enqueue_many takes task.job(...) specs, not {kind}")
 
     # -- inspection ----------------------------------------------------------
 
     def get_job(self, job_id: int) -> Job:
-        with self._connection(None) as conn:
-            row = conn.execute(query("get_job"), {"id": job_id}).fetchone()
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        return Job.from_row(row, self)
+        return self.database.run(_inspect.get_job(self, job_id))
 
     async def get_job_async(self, job_id: int) -> Job:
-        async with self._aconnection(None) as conn:
-            cur = await conn.execute(query("get_job"), {"id": job_id})
-            row = await cur.fetchone()
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        return Job.from_row(row, self)
+        return await self.database.run_async(_inspect.get_job(self, job_id))
 
-    def list_jobs(
-        self,
-        *,
-        queue: str | None = None,
-        task: str | None = None,
-        status: str | None = None,
-        older_than: float | None = None,
-        before_id: int | None = None,
-        limit: int = 100,
-    ) -> list[Job]:
-        """Jobs, newest first, filtered by queue, task, status, minimum age (seconds)."""
-        params = _client.list_params(queue, task, status, older_than, before_id, limit)
-        with self._connection(None) as conn:
-            rows = conn.execute(query("list_jobs"), params).fetchall()
-        return [Job.from_row(r, self) for r in rows]
+    def list_jobs(self, **filters: Any) -> list[Job]:
+        """Jobs, newest first: ``queue``, ``task``, ``status``, ``older_than``
+        (minimum age, seconds), ``before_id`` (keyset paging), ``limit`` (100)."""
+        return self.database.run(_inspect.list_jobs(self, **filters))
 
     async def list_jobs_async(self, **filters: Any) -> list[Job]:
-        params = _client.list_params(
-            filters.get("queue"), filters.get("task"), filters.get("status"),
-            filters.get("older_than"), filters.get("before_id"), filters.get("limit", 100),
-        )  # fmt: skip
-        async with self._aconnection(None) as conn:
-            cur = await conn.execute(query("list_jobs"), params)
-            rows = await cur.fetchall()
-        return [Job.from_row(r, self) for r in rows]
+        return await self.database.run_async(_inspect.list_jobs(self, **filters))
+
+    def wait_for(self, job_id: int, *, timeout: float | None = None) -> Any:
+        """Wait (on LISTEN, with a slow re-check) until the job finishes."""
+        return _wait.wait_for(self.database, self, job_id, timeout)
+
+    async def wait_for_async(self, job_id: int, *, timeout: float | None = None) -> Any:
+        return await _wait.wait_for_async(self.database, self, job_id, timeout)
 
     # -- operations ------------------------------------------------------------
 
     def retry_jobs(self, ids: Iterable[int]) -> list[int]:
         """Requeue failed, dead or cancelled jobs now; returns the ids requeued."""
-        return _admin.retry_jobs(self, ids)
+        return self.database.run(_admin.retry_jobs(ids))
+
+    async def retry_jobs_async(self, ids: Iterable[int]) -> list[int]:
+        return await self.database.run_async(_admin.retry_jobs(ids))
 
     def cancel_jobs(self, ids: Iterable[int]) -> dict[str, list[int]]:
         """Cancel waiting jobs; ask the workers running the others to stop them."""
-        return _admin.cancel_jobs(self, ids)
+        return self.database.run(_admin.cancel_jobs(ids))
+
+    async def cancel_jobs_async(self, ids: Iterable[int]) -> dict[str, list[int]]:
+        return await self.database.run_async(_admin.cancel_jobs(ids))
 
     def replay_dead(self, **filters: Any) -> int:
         """Requeue dead jobs (``queue``, ``task``, ``since``, ``batch_size``, ``limit``)."""
-        return _admin.replay_dead(self, **filters)
+        return self.database.run(_admin.replay_dead(**filters))
+
+    async def replay_dead_async(self, **filters: Any) -> int:
+        return await self.database.run_async(_admin.replay_dead(**filters))
 
     def purge(self, **filters: Any) -> int:
         """Delete jobs by ``statuses``, ``queue``, ``task``, ``older_than`` (at least one)."""
-        return _admin.purge(self, **filters)
+        return self.database.run(_admin.purge(**filters))
+
+    async def purge_async(self, **filters: Any) -> int:
+        return await self.database.run_async(_admin.purge(**filters))
 
     def queue_stats(self) -> list[dict[str, Any]]:
         """Per queue: queued, scheduled, running, retrying, dead, throughput, oldest age."""
-        return _admin.queue_stats(self)
+        return self.database.run(_admin.queue_stats())
+
+    async def queue_stats_async(self) -> list[dict[str, Any]]:
+        return await self.database.run_async(_admin.queue_stats())
 
     # -- schedules -------------------------------------------------------------
 
@@ -280,79 +292,111 @@ class App(PoolOwner):
                        max_catchup=max_catchup, grace_seconds=grace_seconds)  # fmt: skip
 
         def decorate(target: Any) -> Task[Any, Any]:
-            task: Task[Any, Any] | None = (
-                target
-                if isinstance(target, Task)
-                else next((t for t in self.tasks.values() if t.fn is target), None)
-            )
+            task = target if isinstance(target, Task) else self.registry.task_of(target)
             task = task or self.task(target)
-            _schedules.declare(self, task, expr, dict(options))
+            self.registry.declare(task, expr, dict(options))
             return task
 
         return decorate
 
-    def schedule(
-        self, task: Task[Any, Any] | str, *, cron: str, **options: Any
-    ) -> _schedules.Schedule:
+    def schedule(self, task: Task[Any, Any] | str, *, cron: str, **options: Any) -> Schedule:
         """Declare a schedule in code for a task (or a task name); see ``cron``."""
-        return _schedules.declare(self, task, cron, options)
+        return self.registry.declare(task, cron, options)
 
     def sync_schedules(self, *, disable_undeclared: bool | None = None) -> _schedules.SyncResult:
         """Upsert declared schedules; disable (not delete) those no longer declared
         (by default only when this app declares at least one)."""
-        return _schedules.sync(self, disable_undeclared=disable_undeclared)
+        op = _schedules.sync(self.registry.declared(), disable_undeclared=disable_undeclared)
+        return self.database.run(op, transaction=True)
+
+    async def sync_schedules_async(
+        self, *, disable_undeclared: bool | None = None
+    ) -> _schedules.SyncResult:
+        op = _schedules.sync(self.registry.declared(), disable_undeclared=disable_undeclared)
+        return await self.database.run_async(op, transaction=True)
 
     def add_schedule(
         self, name: str, *, cron: str, task: str, replace: bool = False, **options: Any
-    ) -> _schedules.Schedule:
+    ) -> Schedule:
         """Add a schedule at runtime, no deploy (``sync_schedules`` leaves it alone)."""
-        return _schedules.add(self, name, cron, task, options, replace_existing=replace)
+        op = _schedules.add(self.registry, name, cron, task, options, replace_existing=replace)
+        return self.database.run(op, transaction=True)
 
-    def list_schedules(self) -> list[_schedules.Schedule]:
-        return _schedules.list_all(self)
+    async def add_schedule_async(
+        self, name: str, *, cron: str, task: str, replace: bool = False, **options: Any
+    ) -> Schedule:
+        op = _schedules.add(self.registry, name, cron, task, options, replace_existing=replace)
+        return await self.database.run_async(op, transaction=True)
 
-    def get_schedule(self, name: str) -> _schedules.Schedule:
-        return _schedules.get(self, name)
+    def list_schedules(self) -> list[Schedule]:
+        return self.database.run(_schedules.list_all())
+
+    async def list_schedules_async(self) -> list[Schedule]:
+        return await self.database.run_async(_schedules.list_all())
+
+    def get_schedule(self, name: str) -> Schedule:
+        return self.database.run(_schedules.get(name))
+
+    async def get_schedule_async(self, name: str) -> Schedule:
+        return await self.database.run_async(_schedules.get(name))
 
     def pause_schedule(self, name: str) -> None:
-        _schedules.pause(self, name)
+        self.database.run(_schedules.pause(name))
 
-    def resume_schedule(self, name: str) -> _schedules.Schedule:
+    async def pause_schedule_async(self, name: str) -> None:
+        await self.database.run_async(_schedules.pause(name))
+
+    def resume_schedule(self, name: str) -> Schedule:
         """Enable again from the next fire after now (the pause is not caught up)."""
-        return _schedules.resume(self, name)
+        return self.database.run(_schedules.resume(name), transaction=True)
+
+    async def resume_schedule_async(self, name: str) -> Schedule:
+        return await self.database.run_async(_schedules.resume(name), transaction=True)
 
     def remove_schedule(self, name: str) -> None:
-        _schedules.remove(self, name)
+        self.database.run(_schedules.remove(name))
+
+    async def remove_schedule_async(self, name: str) -> None:
+        await self.database.run_async(_schedules.remove(name))
 
     def run_schedule_now(self, name: str) -> Job:
         """Enqueue the schedule's job once, now; its timetable is unchanged."""
-        return _schedules.run_now(self, name)
+        spec = _schedules.run_now_spec(self.get_schedule(name))
+        return self.enqueue_many([spec])[0]
+
+    async def run_schedule_now_async(self, name: str) -> Job:
+        spec = _schedules.run_now_spec(await self.get_schedule_async(name))
+        return (await self.enqueue_many_async([spec]))[0]
 
     # -- queue controls --------------------------------------------------------
 
     def pause_queue(self, name: str) -> QueueSettings:
         """Stop every worker on every host from claiming jobs of this queue."""
-        return _queues.set_queue(self, name, paused=True)
+        return self.set_queue(name, paused=True)
+
+    async def pause_queue_async(self, name: str) -> QueueSettings:
+        return await self.set_queue_async(name, paused=True)
 
     def resume_queue(self, name: str) -> QueueSettings:
-        return _queues.set_queue(self, name, paused=False)
+        return self.set_queue(name, paused=False)
+
+    async def resume_queue_async(self, name: str) -> QueueSettings:
+        return await self.set_queue_async(name, paused=False)
 
     def set_queue(self, name: str, **settings: Any) -> QueueSettings:
         """Set ``max_running``, ``rate_limit``/``rate_period``, ``max_depth``,
         ``retention``, ``dead_retention`` (seconds); ``clear=("max_depth",)`` unsets."""
-        return _queues.set_queue(self, name, **settings)
+        return self.database.run(_queues.set_queue(name, **settings), transaction=True)
+
+    async def set_queue_async(self, name: str, **settings: Any) -> QueueSettings:
+        return await self.database.run_async(_queues.set_queue(name, **settings),
+                                             transaction=True)  # fmt: skip
 
     def list_queues(self) -> list[QueueSettings]:
-        return _queues.list_queues(self)
+        return self.database.run(_queues.list_queues())
 
-    # -- results ---------------------------------------------------------------
-
-    def wait_for(self, job_id: int, *, timeout: float | None = None) -> Any:
-        """Wait (on LISTEN, with a slow re-check) until the job finishes."""
-        return _wait.wait_for(self, job_id, timeout)
-
-    async def wait_for_async(self, job_id: int, *, timeout: float | None = None) -> Any:
-        return await _wait.wait_for_async(self, job_id, timeout)
+    async def list_queues_async(self) -> list[QueueSettings]:
+        return await self.database.run_async(_queues.list_queues())
 
     # -- worker ------------------------------------------------------------------
 
@@ -372,8 +416,8 @@ class App(PoolOwner):
         """
         from pgqueue.worker import run_worker
 
-        return run_worker(self, _worker_config(queues, concurrency, processes, until_empty,
-                                               options))  # fmt: skip
+        config = _worker_config(queues, concurrency, processes, until_empty, options)
+        return run_worker(self.database, self.registry, config)
 
     async def run_worker_async(
         self,
@@ -386,8 +430,8 @@ class App(PoolOwner):
         """``run_worker`` on the running event loop (one process)."""
         from pgqueue.worker import run_worker_async
 
-        return await run_worker_async(self, _worker_config(queues, concurrency, 1, until_empty,
-                                                           options))  # fmt: skip
+        config = _worker_config(queues, concurrency, 1, until_empty, options)
+        return await run_worker_async(self.database, self.registry, config)
 
 
 def _worker_config(
@@ -406,3 +450,11 @@ def _worker_config(
         names = tuple(queues) if queues is not None else None
     return WorkerConfig(queues=names, concurrency=concurrency, processes=processes,
                         until_empty=until_empty, **options)  # fmt: skip
+
+
+def _check_specs(jobs: Iterable[Any]) -> list[JobSpec]:
+    specs = list(jobs)
+    for spec in specs:
+        if not isinstance(spec, JobSpec):
+            raise TypeError(f"enqueue_many takes task.job(...) specs, not {type(spec).__name__}")
+    return specs

@@ -21,7 +21,7 @@ from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, encode_json, enqueue_par
 from pgqueue._job import Job, inserted_row
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._protocols import JobOwner
 
 COPY_MIN = 64  # below this many jobs the one-statement JSON path is faster
 
@@ -42,7 +42,9 @@ class Batch:
     def copy_query(self) -> str:
         return "enqueue_copy_timed" if self.timed else "enqueue_copy"
 
-    def rows(self, ids: Sequence[int], now: datetime, app: App, jobs: list[Job]) -> Iterator[Row]:
+    def rows(
+        self, ids: Sequence[int], now: datetime, owner: JobOwner | None, jobs: list[Job]
+    ) -> Iterator[Row]:
         """The COPY rows, in ``copy_query``'s column order.
 
         Each row's ``Job`` (as ``enqueue`` returns it; kwargs and meta are the
@@ -54,7 +56,7 @@ class Batch:
         append = jobs.append
         for s, (a, k, m), i in zip(self.specs, self.encoded, ids, strict=True):
             due = run_at(s, now) if timed else now
-            append(Job.from_row(inserted_row(s, i, due, now), app))
+            append(Job.from_row(inserted_row(s, i, due, now), owner))
             if timed:
                 yield (i, s.queue, s.task, a, k, s.priority, due, s.max_attempts, m)
             else:

@@ -12,13 +12,13 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 from pgqueue._bulk import Batch, gc_paused
-from pgqueue._core import FINISHED, JobSpec, check_status, match_inserted
+from pgqueue._core import FINISHED, JobSpec, match_inserted
 from pgqueue._errors import PgQueueError, QueueFull
 from pgqueue._job import Job, inserted_row
 from pgqueue._sql import query
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._protocols import JobOwner
 
 Row = tuple[Any, ...]
 
@@ -148,32 +148,32 @@ def _copied(prelude: Row | None) -> tuple[list[int], Any]:
     return sorted(ids), now
 
 
-def enqueue_bulk_sync(conn: psycopg.Connection[Any], batch: Batch, app: App) -> list[Job]:
+def enqueue_bulk_sync(conn: psycopg.Connection[Any], batch: Batch, owner: JobOwner) -> list[Job]:
     if not batch.copy:
         rows = _enqueue_json_sync(conn, batch.specs, batch.params)
-        return [Job.from_row(r, app) for r in rows]
+        return [Job.from_row(r, owner) for r in rows]
     with _transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         ids, now = _copied(cur.execute(query("enqueue_prelude"), batch.params).fetchone())
         jobs: list[Job] = []
         with cur.copy(query(batch.copy_query), writer=QueuedLibpqWriter(cur)) as cp, gc_paused():
-            for row in batch.rows(ids, now, app, jobs):
+            for row in batch.rows(ids, now, owner, jobs):
                 cp.write_row(row)
     return jobs
 
 
 async def enqueue_bulk_async(
-    conn: psycopg.AsyncConnection[Any], batch: Batch, app: App
+    conn: psycopg.AsyncConnection[Any], batch: Batch, owner: JobOwner
 ) -> list[Job]:
     if not batch.copy:
         rows = await _enqueue_json_async(conn, batch.specs, batch.params)
-        return [Job.from_row(r, app) for r in rows]
+        return [Job.from_row(r, owner) for r in rows]
     async with _transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(query("enqueue_prelude"), batch.params)
         ids, now = _copied(await cur.fetchone())
         jobs: list[Job] = []
         async with cur.copy(query(batch.copy_query)) as cp:
             with gc_paused():
-                for row in batch.rows(ids, now, app, jobs):
+                for row in batch.rows(ids, now, owner, jobs):
                     await cp.write_row(row)
     return jobs
 
@@ -202,27 +202,3 @@ async def _enqueue_json_async(
             await cur.execute(query("jobs_by_unique_key"), {"keys": missing})
             existing = await cur.fetchall()
     return _assemble(specs, per_spec, existing)
-
-
-def list_params(
-    queue: str | None,
-    task: str | None,
-    status: str | None,
-    older_than: float | None,
-    before_id: int | None,
-    limit: int,
-) -> dict[str, Any]:
-    if status is not None:
-        check_status(status)
-    if limit < 0:
-        raise ValueError("limit must be >= 0")
-    if older_than is not None and older_than < 0:
-        raise ValueError("older_than must be >= 0 seconds")
-    return {
-        "queue": queue,
-        "task": task,
-        "status": status,
-        "older_than": older_than,
-        "before_id": before_id,
-        "limit": limit,
-    }

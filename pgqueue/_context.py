@@ -18,7 +18,7 @@ from pgqueue._errors import JobCancelled
 from pgqueue._sql import query
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
 
 _current: ContextVar[JobContext | None] = ContextVar("pgqueue_current_job", default=None)
 
@@ -30,7 +30,7 @@ class JobContext:
 
     def __init__(
         self,
-        app: App,
+        database: Database,
         *,
         id: int,
         task: str,
@@ -40,7 +40,7 @@ class JobContext:
         token: str,
         meta: dict[str, Any] | None,
     ) -> None:
-        self._app = app
+        self._database = database
         self.id = id
         self.task = task
         self.queue = queue
@@ -81,12 +81,12 @@ class JobContext:
     def set_progress(self, value: Any) -> bool:
         """Store ``value`` (JSON) as the job's progress; False if the lease was lost."""
         params = self._progress_params(value)
-        with self._app._connection(None) as conn:
+        with self._database.connection() as conn:
             return self._seen(conn.execute(query("set_progress"), params).fetchone())
 
     async def set_progress_async(self, value: Any) -> bool:
         params = self._progress_params(value)
-        async with self._app._aconnection(None) as conn:
+        async with self._database.connection_async() as conn:
             cur = await conn.execute(query("set_progress"), params)
             return self._seen(await cur.fetchone())
 

@@ -79,7 +79,7 @@ def enqueue_jobs(app: App) -> list[int]:
 
 
 def _counts(app: App, ids: list[int]) -> dict[str, int]:
-    with app.pool().connection() as conn:
+    with app.database.connection() as conn:
         rows = conn.execute(
             "SELECT status, count(*) FROM pgqueue.jobs WHERE id = ANY(%s) GROUP BY status",
             (ids,),
@@ -106,7 +106,7 @@ def _progress(app: App, ids: list[int], stop: threading.Event, out: TextIO) -> N
 
 def summary(app: App, ids: list[int]) -> list[tuple[str, int, int, int, int]]:
     """Per task: jobs, succeeded, dead, retries (attempts beyond the first)."""
-    with app.pool().connection() as conn:
+    with app.database.connection() as conn:
         rows = conn.execute(
             "SELECT task, count(*), count(*) FILTER (WHERE status = 'succeeded'),"
             " count(*) FILTER (WHERE status = 'dead'), coalesce(sum(attempts - 1), 0)"
@@ -144,7 +144,7 @@ def run_demo(dsn: str | None = None, *, verbose: bool = False, out: TextIO = sys
 def _run(dsn: str | None, out: TextIO) -> int:
     _failures.clear()
     app = build_app(dsn)
-    migrate_dsn(app.dsn)
+    migrate_dsn(app.database.resolve())
     ids = enqueue_jobs(app)
     print(f"pgqueue demo: enqueued {len(ids)} jobs on queue {DEMO_QUEUE!r}; running a worker",
           file=out, flush=True)  # fmt: skip

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pgqueue._core import FINISHED, JOB_FIELDS, JobSpec
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._protocols import JobOwner
 
 
 @dataclass
@@ -41,22 +41,22 @@ class Job:
     progress: Any
     cancel_requested: bool
     meta: dict[str, Any]
-    _app: App | None = field(default=None, repr=False, compare=False)
+    _owner: JobOwner | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_row(cls, row: Any, app: App | None = None) -> Job:
+    def from_row(cls, row: Any, owner: JobOwner | None = None) -> Job:
         job = cls(*row)
-        job._app = app
+        job._owner = owner
         return job
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
 
-    def _bound(self) -> App:
-        if self._app is None:
+    def _bound(self) -> JobOwner:
+        if self._owner is None:
             raise RuntimeError("this Job is not bound to an App")
-        return self._app
+        return self._owner
 
     def refresh(self) -> Job:
         """Re-read this job from the database (returns a new Job)."""
@@ -73,7 +73,7 @@ class Job:
         return await self._bound().wait_for_async(self.id, timeout=timeout)
 
 
-assert tuple(f for f in Job.__dataclass_fields__ if f != "_app") == JOB_FIELDS
+assert tuple(f for f in Job.__dataclass_fields__ if f != "_owner") == JOB_FIELDS
 
 
 def inserted_row(

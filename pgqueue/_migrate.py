@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from pgqueue._config import describe, unavailable
 from pgqueue._errors import MigrationError, first_line
+from pgqueue._keys import MIGRATE_LOCK
 
 VERSION_TABLE = "pgqueue_alembic_version"
 CONNECT_TIMEOUT = 5.0  # seconds; a connect_timeout in the DSN wins
@@ -116,13 +117,13 @@ def _migrate(dsn: str, revision: str, down: bool) -> None:
     try:
         with engine.connect() as conn:
             # Serialise concurrent `pgqueue migrate` runs.
-            conn.exec_driver_sql("SELECT pg_advisory_lock(7250001)")
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATE_LOCK})")
             conn.commit()
             try:
                 (downgrade if down else upgrade)(conn, revision)
                 conn.commit()
             finally:
-                conn.exec_driver_sql("SELECT pg_advisory_unlock(7250001)")
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATE_LOCK})")
                 conn.commit()
     finally:
         engine.dispose()

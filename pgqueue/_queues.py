@@ -7,14 +7,10 @@ so a change applies at once on every host.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from psycopg.rows import dict_row
-
+from pgqueue._db import Operation, Statement
 from pgqueue._sql import query
-
-if TYPE_CHECKING:
-    from pgqueue._app import App
 
 CLEARABLE = ("max_running", "rate_limit", "max_depth", "retention", "dead_retention")
 
@@ -36,7 +32,6 @@ class QueueSettings:
 
 
 def set_queue(
-    app: App,
     name: str,
     *,
     paused: bool | None = None,
@@ -47,7 +42,7 @@ def set_queue(
     retention: float | None = None,
     dead_retention: float | None = None,
     clear: tuple[str, ...] = (),
-) -> QueueSettings:
+) -> Operation[QueueSettings]:
     if not name:
         raise ValueError("queue name must be a non-empty string")
     for label, value in (("max_running", max_running), ("rate_limit", rate_limit),
@@ -65,16 +60,12 @@ def set_queue(
         "rate_period": rate_period, "max_depth": max_depth, "retention": retention,
         "dead_retention": dead_retention, "clear": list(clear),
     }  # fmt: skip
-    with app._connection(None) as conn, conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query("queue_upsert"), params)
-        row = cur.fetchone()
-        if paused is False:
-            cur.execute(query("queue_wake"), {"name": name})
-    assert row is not None
+    (row,) = yield Statement(query("queue_upsert"), params, rows="dict")
+    if paused is False:
+        yield Statement(query("queue_wake"), {"name": name})
     return QueueSettings(**row)
 
 
-def list_queues(app: App) -> list[QueueSettings]:
-    with app._connection(None) as conn, conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query("queue_list"))
-        return [QueueSettings(**row) for row in cur.fetchall()]
+def list_queues() -> Operation[list[QueueSettings]]:
+    rows = yield Statement(query("queue_list"), rows="dict")
+    return [QueueSettings(**row) for row in rows]

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from pgqueue._core import JobSpec, RetryPolicy
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
     from pgqueue._job import Job
+    from pgqueue._protocols import TaskOwner
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,7 +46,7 @@ class Task(Generic[P, R]):
 
     __module__ = "pgqueue"
 
-    def __init__(self, app: App, fn: Callable[P, R] | None, config: TaskConfig) -> None:
+    def __init__(self, app: TaskOwner, fn: Callable[P, R] | None, config: TaskConfig) -> None:
         self.app = app
         self.fn = fn
         self.config = config

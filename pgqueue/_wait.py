@@ -6,16 +6,15 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 from pgqueue._core import FINISHED
 from pgqueue._errors import JobFailed, WaitTimeout
+from pgqueue._keys import DONE_CHANNEL
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
     from pgqueue._job import Job
+    from pgqueue._protocols import JobOwner
 
-DONE_CHANNEL = "pgqueue_done"  # the completer notifies finished job ids, comma-separated
 RECHECK = 1.0  # seconds: re-read the job at least this often, in case a notification was missed
 
 
@@ -29,12 +28,12 @@ def _mentions(payload: str, job_id: int) -> bool:
     return str(job_id) in payload.split(",")
 
 
-def wait_for(app: App, job_id: int, timeout: float | None) -> Any:
+def wait_for(database: Database, owner: JobOwner, job_id: int, timeout: float | None) -> Any:
     deadline = None if timeout is None else time.monotonic() + timeout
-    with psycopg.connect(app.dsn, autocommit=True, **app.connect_kwargs()) as conn:
+    with database.connect() as conn:
         conn.execute(f"LISTEN {DONE_CHANNEL}")
         while True:
-            job = app.get_job(job_id)
+            job = owner.get_job(job_id)
             if job.status in FINISHED:
                 return outcome(job)
             left = None if deadline is None else deadline - time.monotonic()
@@ -46,15 +45,15 @@ def wait_for(app: App, job_id: int, timeout: float | None) -> Any:
                     break
 
 
-async def wait_for_async(app: App, job_id: int, timeout: float | None) -> Any:
+async def wait_for_async(
+    database: Database, owner: JobOwner, job_id: int, timeout: float | None
+) -> Any:
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
-    dsn = await asyncio.to_thread(lambda: app.dsn)
-    aconn = await psycopg.AsyncConnection.connect(dsn, autocommit=True, **app.connect_kwargs())
-    async with aconn:
+    async with await database.connect_async() as aconn:
         await aconn.execute(f"LISTEN {DONE_CHANNEL}")
         while True:
-            job = await app.get_job_async(job_id)
+            job = await owner.get_job_async(job_id)
             if job.status in FINISHED:
                 return outcome(job)
             left = None if deadline is None else deadline - loop.time()

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from pgqueue._sql import query
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
 
 QUEUE_CACHE_SECONDS = 5.0
 STATES = ("ready", "scheduled", "running", "retrying", "dead")
@@ -42,8 +42,8 @@ STATES = ("ready", "scheduled", "running", "retrying", "dead")
 class _QueueCollector(Collector):
     """Queue depth and oldest age, read from the database at scrape time."""
 
-    def __init__(self, app: App, cache_seconds: float) -> None:
-        self._app = app
+    def __init__(self, database: Database, cache_seconds: float) -> None:
+        self._database = database
         self._cache_seconds = cache_seconds
         self._rows: list[tuple[Any, ...]] = []
         self._read_at = 0.0
@@ -52,8 +52,7 @@ class _QueueCollector(Collector):
     def _read(self) -> list[tuple[Any, ...]]:
         with self._lock:
             if time.monotonic() - self._read_at >= self._cache_seconds:
-                with psycopg.connect(self._app.dsn, autocommit=True,
-                                     **self._app.connect_kwargs()) as conn:  # fmt: skip
+                with self._database.connect() as conn:
                     self._rows = conn.execute(query("metrics_queues")).fetchall()
                 self._read_at = time.monotonic()
             return self._rows
@@ -80,7 +79,7 @@ class WorkerMetrics:
 
     def __init__(
         self,
-        app: App,
+        database: Database,
         registry: CollectorRegistry | None = None,
         *,
         queue_cache_seconds: float = QUEUE_CACHE_SECONDS,
@@ -95,7 +94,7 @@ class WorkerMetrics:
         self.retries = Counter("pgqueue_retries", "Attempts that retry", ["task"], registry=r)
         self.rescues = Counter("pgqueue_lease_rescues", "Expired leases rescued", registry=r)
         self.slots = Gauge("pgqueue_worker_slots", "Slots of this process", ["state"], registry=r)
-        r.register(_QueueCollector(app, queue_cache_seconds))
+        r.register(_QueueCollector(database, queue_cache_seconds))
         self._server: Any = None
 
     def on_finished(self, task: str, outcome: str, duration: float) -> None:

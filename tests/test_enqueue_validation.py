@@ -147,7 +147,7 @@ def test_payload_limit(clean_db: str) -> None:
 
 
 def test_default_payload_limit_is_one_mebibyte(offline: pgqueue.App) -> None:
-    assert offline.max_payload == 1024 * 1024
+    assert offline.registry.max_payload == 1024 * 1024
     with pytest.raises(ValueError, match="over the limit of 1048576"):
         offline.task_ref("t.big").enqueue("x" * (1024 * 1024))
 

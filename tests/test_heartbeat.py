@@ -40,7 +40,7 @@ def test_lost_leases_are_reported_once_and_recorded_jobs_never(
     def snapshot() -> list[tuple[int, str, float]]:
         return held.pop(0)
 
-    beat = Heartbeat(app, worker_id="w", queues=["default"], concurrency=3, interval=60,
+    beat = Heartbeat(app.database, worker_id="w", queues=["default"], concurrency=3, interval=60,
                      held=snapshot, on_lost=lost.append, on_cancel=lambda ids: None)  # fmt: skip
     with psycopg.connect(clean_db, autocommit=True) as conn:
         # `relet` was rescued and claimed by another worker (another token);

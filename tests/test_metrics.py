@@ -19,7 +19,7 @@ def test_metrics_endpoint_reports_jobs_and_queues(clean_db: str) -> None:
     with pgqueue.App(clean_db) as app:
         app.enqueue_many([app.task_ref("t", queue="mail").job(i) for i in range(3)])
         app.task_ref("t", queue="mail").options(delay=3600).enqueue()
-        metrics = WorkerMetrics(app, queue_cache_seconds=0)
+        metrics = WorkerMetrics(app.database, queue_cache_seconds=0)
         metrics.on_finished("t", "succeeded", 0.01)
         metrics.on_finished("t", "failed", 0.02)
         metrics.on_rescued(2)
@@ -42,6 +42,6 @@ def test_metrics_endpoint_reports_jobs_and_queues(clean_db: str) -> None:
 
 def test_collector_survives_an_outage() -> None:
     app = pgqueue.App("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1)
-    metrics = WorkerMetrics(app, queue_cache_seconds=0)
+    metrics = WorkerMetrics(app.database, queue_cache_seconds=0)
     names = [m.name for m in metrics.registry.collect()]
     assert "pgqueue_queue_jobs" in names

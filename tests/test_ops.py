@@ -98,7 +98,7 @@ def test_pruner_retention_defaults_and_overrides(app: pgqueue.App, clean_db: str
     set_finished(clean_db, "dead", jobs[4:5], timedelta(days=2))  # dead keep longer
     set_finished(clean_db, "succeeded", kept, timedelta(days=2))
     app.set_queue("keep", retention=7 * 86400)  # this queue keeps a week
-    pruner = Pruner(app, batch=1)
+    pruner = Pruner(app.database, batch=1)
     assert pruner.run_once() == 3
     left = statuses(clean_db)
     assert sorted(left) == sorted([jobs[2], jobs[4], jobs[5], *kept])
@@ -123,7 +123,7 @@ def test_pruning_under_load_loses_no_unfinished_job(app: pgqueue.App, clean_db: 
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        pruner = Pruner(app, batch=100)
+        pruner = Pruner(app.database, batch=100)
         deleted = pruner.run_once()
     finally:
         stop.set()
@@ -136,8 +136,8 @@ def test_pruning_under_load_loses_no_unfinished_job(app: pgqueue.App, clean_db: 
 def test_one_pruner_pass_at_a_time(app: pgqueue.App, clean_db: str) -> None:
     with psycopg.connect(clean_db, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(7250004)")
-        assert Pruner(app).run_once() == 0
-    p = Pruner(app, interval=0.05)
+        assert Pruner(app.database).run_once() == 0
+    p = Pruner(app.database, interval=0.05)
     p.start()
     p.start()  # idempotent
     p.stop()

@@ -42,7 +42,7 @@ def _expired_running_job(dsn: str) -> int:
 def test_one_rescuer_at_a_time(dsn: str) -> None:
     job_id = _expired_running_job(dsn)
     app = pgqueue.App(dsn)
-    rescuer = Rescuer(app, interval=60)
+    rescuer = Rescuer(app.database, interval=60)
     try:
         with psycopg.connect(dsn) as other:  # another worker's rescuer, mid-pass
             other.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
@@ -59,7 +59,7 @@ def test_one_rescuer_at_a_time(dsn: str) -> None:
 def test_rescuer_start_stop_are_idempotent(dsn: str) -> None:
     _expired_running_job(dsn)
     app = pgqueue.App(dsn)
-    rescuer = Rescuer(app, interval=0.05)
+    rescuer = Rescuer(app.database, interval=0.05)
     rescuer.stop()  # before start: fine
     rescuer.start()
     rescuer.start()

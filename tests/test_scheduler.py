@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 import pgqueue
-from pgqueue._schedules import shard_of
+from pgqueue._schedule import shard_of
 from pgqueue.maintenance.scheduler import LOCK_KEY, Scheduler
 
 
@@ -28,7 +28,7 @@ def app(clean_db: str) -> Iterator[pgqueue.App]:
 
 @pytest.fixture
 def scheduler(app: pgqueue.App) -> Iterator[Scheduler]:
-    runner = Scheduler(app, sync=False)
+    runner = Scheduler(app.database, app.registry, sync=False)
     yield runner
     runner.close()
 
@@ -74,7 +74,8 @@ def test_the_scheduler_needs_no_task_code(clean_db: str) -> None:
     with pgqueue.App(clean_db) as admin:
         s = admin.add_schedule("remote", cron="* * * * * *", task="elsewhere.defined")
     assert s.next_run_at is not None
-    bare = Scheduler(pgqueue.App(clean_db), sync=False)  # no tasks, no declarations
+    bare_app = pgqueue.App(clean_db)  # no tasks, no declarations
+    bare = Scheduler(bare_app.database, bare_app.registry, sync=False)
     try:
         assert bare.tick(now=s.next_run_at).fired == 1
     finally:
@@ -168,7 +169,7 @@ def test_concurrent_ticks_enqueue_each_fire_once(app: pgqueue.App) -> None:
     clock = [begin + timedelta(seconds=i) for i in range(int((end - begin).total_seconds()) + 1)]
     expected = sorted((name, at) for name, start in starts.items() for at in clock if at >= start)
     # Eight schedulers, each ticking through the same injected seconds, at once.
-    runners = [Scheduler(app, sync=False, batch_size=37) for _ in range(8)]
+    runners = [Scheduler(app.database, app.registry, sync=False, batch_size=37) for _ in range(8)]
     barrier = threading.Barrier(len(runners))
 
     def run(runner: Scheduler) -> None:
@@ -203,7 +204,7 @@ def test_start_fires_on_time_and_stop_is_idempotent(app: pgqueue.App) -> None:
     @app.task(name="beat")
     def beat() -> None: ...
 
-    runner = Scheduler(app)  # syncs app.schedules first
+    runner = Scheduler(app.database, app.registry)  # syncs app.schedules first
     runner.stop()  # before start: harmless
     started = time.monotonic()
     runner.start()

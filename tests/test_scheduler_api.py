@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 import pgqueue
-from pgqueue._schedules import ScheduleNotFound, shard_of
+from pgqueue import ScheduleNotFound
+from pgqueue._schedule import shard_of
 
 
 @pytest.fixture
@@ -53,8 +54,6 @@ def test_cron_above_task_uses_the_task_and_its_options() -> None:
 
 
 def test_cron_below_task_follows_the_task_registration() -> None:
-    from pgqueue._schedules import resolve
-
     app = pgqueue.App("postgresql://unused")
 
     @app.task(name="mail.digest", queue="email", max_attempts=7)
@@ -62,7 +61,7 @@ def test_cron_below_task_follows_the_task_registration() -> None:
     def digest() -> None: ...
 
     assert list(app.tasks) == ["mail.digest"]  # the provisional registration is gone
-    resolved = resolve(app, app.schedules["digest"])
+    resolved = app.registry.resolve(app.schedules["digest"])
     assert (resolved.task, resolved.queue, resolved.max_attempts) == ("mail.digest", "email", 7)
 
 

@@ -93,7 +93,8 @@ def test_claimed_but_unstarted_jobs_are_released_without_an_attempt(dsn: str) ->
 
     for i in range(3):
         never.enqueue(i)
-    worker = StopDuringClaim(app, WorkerConfig(install_signal_handlers=False))
+    config = WorkerConfig(install_signal_handlers=False)
+    worker = StopDuringClaim(app.database, app.registry, config)
     assert worker.run() == 0
     assert worker.claimed == 3 and ran == []
     assert [(s, a) for _, s, a in statuses(dsn)] == [("queued", 0)] * 3

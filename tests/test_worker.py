@@ -36,7 +36,7 @@ def drain(app: pgqueue.App, queues: Any = None, **options: Any) -> int:
 def running_worker(app: pgqueue.App, **options: Any) -> Iterator[Worker]:
     """A worker on a thread of its own, stopped (gracefully) at the end."""
     config = WorkerConfig(install_signal_handlers=False, **{**FAST, **options})
-    worker = Worker(app, config)
+    worker = Worker(app.database, app.registry, config)
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(worker.run()), daemon=True)
     thread.start()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import re
-import sys
 from typing import Annotated, Any
 
 import psycopg
 import typer
 
 from pgqueue._app import App
-from pgqueue._errors import PgQueueError, first_line
+from pgqueue._errors import ConfigurationError, PgQueueError, first_line
 
 cli = typer.Typer(
     name="pgqueue",
@@ -43,21 +41,10 @@ def fail(message: str) -> UserError:
 
 def load_app(spec: str, dsn: str | None = None) -> App:
     """Import ``module:attribute`` (an App); ``--dsn`` overrides its DSN."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name:
-        raise fail(f"APP must look like 'package.module:app', got {spec!r}")
-    sys.path.insert(0, "")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise fail(f"cannot import {module_name!r}: {exc}") from None
-    obj: Any = getattr(module, attr or "app", None)
-    if not isinstance(obj, App):
-        raise fail(f"{spec!r} is not a pgqueue.App")
-    if dsn:
-        obj._dsn_arg = dsn
-        obj._dsn = None
-    return obj
+        return App.from_spec(spec, dsn=dsn)
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
 
 
 def plain_app(dsn: str | None) -> App:

@@ -160,7 +160,8 @@ def scheduler(
 
     app = load_app(app_spec, dsn) if app_spec else plain_app(dsn)
     require_schema(app)  # the loop itself outlives a missing schema, retrying
-    runner = Scheduler(app, sync=app_spec is not None, poll_interval=poll_interval)
+    runner = Scheduler(app.database, app.registry, sync=app_spec is not None,
+                       poll_interval=poll_interval)  # fmt: skip
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
     typer.echo(f"pgqueue scheduler running ({runner.shards} shards); SIGTERM or Ctrl-C stops it")

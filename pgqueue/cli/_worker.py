@@ -135,5 +135,5 @@ def worker(
         )
     except ConfigurationError as exc:
         raise fail(str(exc)) from None
-    code = run_worker(the_app, config)
+    code = run_worker(the_app.database, the_app.registry, config)
     raise typer.Exit(code)

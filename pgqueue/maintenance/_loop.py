@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
 
 
 class MaintenanceLoop:
@@ -23,10 +23,10 @@ class MaintenanceLoop:
 
     name = "maintenance"
 
-    def __init__(self, app: App, interval: float) -> None:
+    def __init__(self, database: Database, interval: float) -> None:
         if interval <= 0:
             raise ValueError(f"{self.name} interval must be > 0")
-        self._app = app
+        self._database = database
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,9 +66,7 @@ class MaintenanceLoop:
     def connection(self) -> psycopg.Connection[Any]:
         """This loop's own autocommit connection, (re)opened on demand."""
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self._app.dsn, autocommit=True, **self._app.connect_kwargs()
-            )
+            self._conn = self._database.connect()
         return self._conn
 
     def _close(self) -> None:

@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from pgqueue._keys import PRUNER_LOCK
 from pgqueue._sql import query
 from pgqueue.maintenance._loop import MaintenanceLoop
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
 
 PRUNE_INTERVAL = 60.0  # seconds between passes
 RETENTION = 86_400.0  # succeeded / cancelled: one day
 DEAD_RETENTION = 30 * 86_400.0  # dead: thirty days
 PRUNE_BATCH = 500  # rows per delete statement
 MAX_BATCHES = 200  # per pass, so one pass stays short under a large backlog
-LOCK_KEY = 7250004
+LOCK_KEY = PRUNER_LOCK
 
 
 class Pruner(MaintenanceLoop):
@@ -37,7 +38,7 @@ class Pruner(MaintenanceLoop):
 
     def __init__(
         self,
-        app: App,
+        database: Database,
         *,
         interval: float = PRUNE_INTERVAL,
         retention: float = RETENTION,
@@ -45,7 +46,7 @@ class Pruner(MaintenanceLoop):
         batch: int = PRUNE_BATCH,
         max_batches: int = MAX_BATCHES,
     ) -> None:
-        super().__init__(app, interval)
+        super().__init__(database, interval)
         if retention < 0 or dead_retention < 0 or batch < 1 or max_batches < 1:
             raise ValueError("pruner retentions must be >= 0, batch and max_batches >= 1")
         self.retention = retention

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pgqueue._keys import RESCUER_LOCK
 from pgqueue._sql import query
 from pgqueue.maintenance._loop import MaintenanceLoop
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
 
 RESCUE_INTERVAL = 5.0  # seconds between passes
 RESCUE_BATCH = 1000  # jobs per statement; a pass repeats until a batch comes back short
 WORKER_RETENTION = 600.0  # seconds of silence after which a worker row is removed
-LOCK_KEY = 7250002  # advisory lock of the rescuer (7250001 serialises migrations)
+LOCK_KEY = RESCUER_LOCK
 
 
 class Rescuer(MaintenanceLoop):
@@ -39,13 +40,13 @@ class Rescuer(MaintenanceLoop):
 
     def __init__(
         self,
-        app: App,
+        database: Database,
         *,
         interval: float = RESCUE_INTERVAL,
         batch: int = RESCUE_BATCH,
         worker_retention: float = WORKER_RETENTION,
     ) -> None:
-        super().__init__(app, interval)
+        super().__init__(database, interval)
         if batch < 1:
             raise ValueError("rescuer batch must be >= 1")
         self.batch = batch

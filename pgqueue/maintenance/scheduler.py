@@ -36,16 +36,19 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from pgqueue import _schedules
 from pgqueue._core import JobSpec, enqueue_params
 from pgqueue._cron import Plan, parse_cron, plan
 from pgqueue._errors import ScheduleError
-from pgqueue._schedules import SHARDS, Schedule, fire_spec
+from pgqueue._keys import SCHEDULER_LOCK
+from pgqueue._schedule import SHARDS, Schedule, fire_spec
 from pgqueue._sql import query
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
+    from pgqueue._registry import Registry
 
-LOCK_KEY = 7250003  # first key of the per-shard advisory lock (7250001-2: migrations, rescuer)
+LOCK_KEY = SCHEDULER_LOCK  # with the shard: pg_try_advisory_xact_lock(key, shard)
 POLL_INTERVAL = 1.0  # seconds between passes, at most
 BATCH_SIZE = 500  # due schedules per shard transaction
 WAKE_JITTER = 0.02  # seconds of random delay after a wake-up (spreads schedulers)
@@ -69,13 +72,14 @@ class TickResult:
 class Scheduler:
     """Enqueues due cron fires; see the module docstring.
 
-    ``sync=True`` upserts ``app.schedules`` (``app.sync_schedules()``) when the
+    ``sync=True`` upserts the registry's schedules (``app.sync_schedules()``) when the
     loop starts, retrying while the database is unreachable.
     """
 
     def __init__(
         self,
-        app: App,
+        database: Database,
+        registry: Registry,
         *,
         sync: bool = True,
         poll_interval: float = POLL_INTERVAL,
@@ -83,7 +87,8 @@ class Scheduler:
     ) -> None:
         if poll_interval <= 0 or batch_size < 1:
             raise ValueError("scheduler poll_interval must be > 0 and batch_size >= 1")
-        self._app = app
+        self._database = database
+        self._registry = registry
         self.sync = sync
         self.poll_interval = poll_interval
         self.batch_size = batch_size
@@ -125,7 +130,8 @@ class Scheduler:
             while not self._stop.is_set():
                 try:
                     if not synced:
-                        self._app.sync_schedules()
+                        op = _schedules.sync(self._registry.declared())
+                        self._database.run(op, transaction=True)
                         synced = True
                     result = self.tick()
                     failures = 0
@@ -233,8 +239,7 @@ class Scheduler:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._app.dsn, autocommit=True,
-                                         **self._app.connect_kwargs())  # fmt: skip
+            self._conn = self._database.connect()
         return self._conn
 
     def _close(self) -> None:

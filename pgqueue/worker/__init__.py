@@ -23,7 +23,7 @@ expired leases to the queue. Outcomes of jobs that finished are recorded
 before the worker exits; claimed jobs it never started are given back at once.
 
 Embedding: ``app.run_worker(...)`` / ``await app.run_worker_async(...)``, or
-``run_worker(app, WorkerConfig(...))`` here.
+``run_worker(app.database, app.registry, WorkerConfig(...))`` here.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from pgqueue.worker._supervisor import Supervisor
 from pgqueue.worker._worker import Worker
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
+    from pgqueue._registry import Registry
 
 __all__ = [
     "EXIT_ABORTED",
@@ -59,7 +60,9 @@ __all__ = [
 ]
 
 
-def run_worker(app: App, config: WorkerConfig | None = None) -> int:
+def run_worker(
+    database: Database, registry: Registry, config: WorkerConfig | None = None
+) -> int:
     """Run until stopped (or drained, with ``until_empty``); returns the exit code.
 
     With ``processes > 1`` or ``max_tasks_per_child``, a supervisor runs the
@@ -67,13 +70,15 @@ def run_worker(app: App, config: WorkerConfig | None = None) -> int:
     """
     config = config or WorkerConfig()
     if config.processes > 1 or config.max_tasks_per_child is not None:
-        return Supervisor(app, config).run()
-    return Worker(app, config).run()
+        return Supervisor(database, registry, config).run()
+    return Worker(database, registry, config).run()
 
 
-async def run_worker_async(app: App, config: WorkerConfig | None = None) -> int:
+async def run_worker_async(
+    database: Database, registry: Registry, config: WorkerConfig | None = None
+) -> int:
     """Run one worker on the current event loop (no supervisor: ``processes`` must be 1)."""
     config = config or WorkerConfig()
     if config.processes > 1 or config.max_tasks_per_child is not None:
         raise ConfigurationError("several processes need run_worker(), not run_worker_async()")
-    return await Worker(app, config).run_async()
+    return await Worker(database, registry, config).run_async()

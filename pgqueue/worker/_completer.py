@@ -24,11 +24,11 @@ import psycopg
 
 from pgqueue._sql import query
 from pgqueue.worker._claimed import Outcome
-from pgqueue.worker._connect import Backoff, connect, first_line
+from pgqueue.worker._connect import Backoff, first_line
 from pgqueue.worker._log import log
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
 
 STOP_RETRY_FOR = 10.0  # seconds stop() keeps retrying a flush while the database is down
 RETRY_WAKE_SPACING = 0.05  # seconds: retries due this close together share one wake-up
@@ -103,13 +103,13 @@ class Completer:
 
     def __init__(
         self,
-        app: App,
+        database: Database,
         *,
         batch: int,
         linger: float,
         on_retry: Callable[[list[float]], None] | None = None,
     ) -> None:
-        self._app = app
+        self._database = database
         self._batch = batch
         self._linger = linger
         self._on_retry = on_retry
@@ -191,7 +191,7 @@ class Completer:
         while True:
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = connect(self._app)
+                    self._conn = self._database.connect()
                 recorded = run_complete(self._conn, batch)
                 break
             except psycopg.OperationalError as exc:

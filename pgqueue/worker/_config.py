@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pgqueue._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._registry import Registry
 
 DEFAULT_QUEUE = "default"
 DEFAULT_CONCURRENCY = 10
@@ -111,11 +111,11 @@ class WorkerConfig:
     def with_(self, **changes: object) -> WorkerConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
-    def resolve(self, app: App) -> WorkerConfig:
+    def resolve(self, registry: Registry) -> WorkerConfig:
         """This config with the queues filled in from the app's tasks when unset."""
         if self.queues is not None:
             return self
-        declared = sorted({t.config.queue for t in app.tasks.values()} - {DEFAULT_QUEUE})
+        declared = [q for q in registry.queues() if q != DEFAULT_QUEUE]
         queues = (DEFAULT_QUEUE, *declared)
         # No order was given, so none is implied: equal shares, not strict priority.
         weights = (1.0,) * len(queues) if len(queues) > 1 else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import random
@@ -11,22 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgqueue._config import unavailable
 from pgqueue.worker._config import RECONNECT_MAX, RECONNECT_MIN
 from pgqueue.worker._log import log
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
-
-
-def connect(app: App) -> psycopg.Connection[Any]:
-    """An autocommit connection of its own (heartbeat, completer, rescuer)."""
-    return psycopg.connect(app.dsn, autocommit=True, **app.connect_kwargs())
-
-
-async def aconnect(app: App, dsn: str) -> psycopg.AsyncConnection[Any]:
-    """An autocommit async connection of its own (claims, LISTEN)."""
-    return await psycopg.AsyncConnection.connect(dsn, autocommit=True, **app.connect_kwargs())
+    from pgqueue._db import Database
 
 
 class Backoff:
@@ -57,25 +45,23 @@ class LoopConnection:
 
     def __init__(
         self,
-        app: App,
+        database: Database,
         wait: Callable[[float], Awaitable[None]],
         keep_trying: Callable[[], bool],
         name: str,
     ) -> None:
-        self._app = app
+        self._database = database
         self._wait = wait
         self._keep_trying = keep_trying
         self._name = name
-        self.dsn = ""
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     async def open(self) -> None:
         """The first connection: a failure here is the caller's error."""
-        self.dsn = await asyncio.to_thread(lambda: self._app.dsn)
         try:
-            self._conn = await aconnect(self._app, self.dsn)
+            self._conn = await self._database.connect_async()
         except psycopg.OperationalError as exc:
-            raise unavailable(self.dsn, exc) from None
+            raise self._database.unavailable(exc) from None
 
     async def get(self, retry: bool = True) -> psycopg.AsyncConnection[Any] | None:
         if self._conn is not None and not self._conn.closed:
@@ -83,7 +69,7 @@ class LoopConnection:
         backoff = Backoff()
         while True:
             try:
-                self._conn = await aconnect(self._app, self.dsn)
+                self._conn = await self._database.connect_async()
                 log(logging.INFO, "reconnected", worker=self._name)
                 return self._conn
             except psycopg.OperationalError as exc:

@@ -39,7 +39,8 @@ from pgqueue.worker._log import kv, logger
 from pgqueue.worker._threads import ThreadRunner
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
+    from pgqueue._registry import Registry
     from pgqueue.metrics import WorkerMetrics
 
 Finish = Callable[[Claimed, "Outcome | None"], bool]
@@ -83,8 +84,11 @@ class Plan:
 
 
 class Executor:
-    def __init__(self, app: App, finish: Finish, *, threads: int) -> None:
-        self._app = app
+    def __init__(
+        self, database: Database, registry: Registry, finish: Finish, *, threads: int
+    ) -> None:
+        self._database = database
+        self._registry = registry
         self._finish = finish
         self._plans: dict[str, Plan | None] = {}
         self.threads = ThreadRunner(threads, self._run_sync_item)
@@ -99,7 +103,7 @@ class Executor:
             return self._plans[name]
         except KeyError:
             pass
-        task = self._app.tasks.get(name)
+        task = self._registry.get(name)
         plan = None
         if task is not None and task.fn is not None:
             cfg = task.config
@@ -108,7 +112,7 @@ class Executor:
                 task.is_async,
                 cfg.timeout,
                 cfg.lease,
-                cfg.retry or self._app.retry,
+                cfg.retry or self._registry.retry,
                 cfg.transactional,
             )
         self._plans[name] = plan
@@ -159,7 +163,7 @@ class Executor:
 
     def _context(self, job: Claimed) -> _context.JobContext:
         ctx = _context.JobContext(
-            self._app, id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
+            self._database, id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
             max_attempts=job.max_attempts, token=job.token, meta=job.meta,
         )  # fmt: skip
         self.contexts[job.id] = ctx
@@ -186,7 +190,7 @@ class Executor:
         return self._finish(job, outcome)
 
     def _run_sync_tx(self, job: Claimed, plan: Plan) -> Outcome | None:
-        with self._app.pool().connection() as conn:
+        with self._database.pool().connection() as conn:
             try:
                 with conn.transaction():
                     result = plan.fn(*job.args, connection=conn, **job.kwargs)
@@ -250,7 +254,7 @@ class Executor:
 
     async def _run_async_tx(self, job: Claimed, plan: Plan) -> Outcome | None:
         self.used_apool = True
-        apool = await self._app.apool()
+        apool = await self._database.pool_async()
         async with apool.connection() as conn:
             try:
                 async with conn.transaction():
@@ -310,7 +314,7 @@ class Executor:
         return (job.id, job.token, status, None, delay, entry["error"], dumps(entry, "error entry"))
 
     def _unknown(self, job: Claimed) -> Outcome:
-        known = ", ".join(sorted(self._app.tasks)) or "none"
+        known = ", ".join(sorted(self._registry.tasks)) or "none"
         error = (
             f"UnknownTask: no task named {job.task!r} is registered in this worker's "
             f"app (known: {known})"

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from pgqueue._sql import query
-from pgqueue.worker._connect import connect, first_line
+from pgqueue.worker._connect import first_line
 from pgqueue.worker._log import log
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
 
 Held = tuple[int, str, float]  # job id, lease token, lease seconds
 
@@ -35,7 +35,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        app: App,
+        database: Database,
         *,
         worker_id: str,
         queues: Sequence[str],
@@ -45,7 +45,7 @@ class Heartbeat:
         on_lost: Callable[[list[int]], None],
         on_cancel: Callable[[list[int]], None],
     ) -> None:
-        self._app = app
+        self._database = database
         self.worker_id = worker_id
         self._registration = {
             "id": worker_id,
@@ -87,7 +87,7 @@ class Heartbeat:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = connect(self._app)
+            self._conn = self._database.connect()
         return self._conn
 
     def _run(self) -> None:

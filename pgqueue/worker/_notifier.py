@@ -17,20 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgqueue._app import JOBS_CHANNEL
-from pgqueue.worker._connect import Backoff, aconnect, first_line
+from pgqueue._keys import JOBS_CHANNEL
+from pgqueue.worker._connect import Backoff, first_line
 from pgqueue.worker._log import log
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
 
 
 class Notifier:
     """LISTENs on ``pgqueue_jobs`` and sets ``wake`` for our queues."""
 
-    def __init__(self, app: App, dsn: str, queues: Iterable[str], wake: asyncio.Event) -> None:
-        self._app = app
-        self._dsn = dsn
+    def __init__(self, database: Database, queues: Iterable[str], wake: asyncio.Event) -> None:
+        self._database = database
         self._queues = frozenset(queues)
         self._wake = wake
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +63,7 @@ class Notifier:
         backoff = Backoff()
         while True:
             try:
-                self._conn = await aconnect(self._app, self._dsn)
+                self._conn = await self._database.connect_async()
                 await self._conn.execute(f"LISTEN {JOBS_CHANNEL}")
                 if backoff.failures:
                     log(logging.INFO, "listen_restored", after_failures=backoff.failures)

@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 from pgqueue.maintenance.rescuer import Rescuer
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
+    from pgqueue._registry import Registry
     from pgqueue.metrics import WorkerMetrics
     from pgqueue.worker._config import WorkerConfig
 
 
 class Services:
-    def __init__(self, app: App, config: WorkerConfig) -> None:
-        self._app = app
+    def __init__(self, database: Database, registry: Registry, config: WorkerConfig) -> None:
+        self._database = database
+        self._registry = registry
         self._config = config
         self.rescuer: Rescuer | None = None
         self.metrics: WorkerMetrics | None = None
@@ -37,22 +39,21 @@ class Services:
         if cfg.metrics_port is not None:
             from pgqueue.metrics import WorkerMetrics
 
-            self.metrics = WorkerMetrics(self._app)
+            self.metrics = WorkerMetrics(self._database)
             self.metrics.serve(cfg.metrics_port, cfg.metrics_host)
         if cfg.rescue:
-            self.rescuer = Rescuer(self._app, interval=cfg.rescue_interval)
+            self.rescuer = Rescuer(self._database, interval=cfg.rescue_interval)
             self._loops.append(self.rescuer)
         if not cfg.until_empty:
             if cfg.scheduler:
                 from pgqueue.maintenance.scheduler import Scheduler
 
-                self._loops.append(Scheduler(self._app))
+                self._loops.append(Scheduler(self._database, self._registry))
             if cfg.pruner:
                 from pgqueue.maintenance.pruner import Pruner
 
-                self._loops.append(
-                    Pruner(self._app, retention=cfg.retention, dead_retention=cfg.dead_retention)
-                )
+                self._loops.append(Pruner(self._database, retention=cfg.retention,
+                                          dead_retention=cfg.dead_retention))  # fmt: skip
         for loop in self._loops:
             loop.start()
 

@@ -119,10 +119,7 @@ async def _stop_services(worker: Worker) -> None:
     await asyncio.to_thread(worker.services.stop)
     worker.executor.threads.stop()
     await worker.db.close()
-    apool, worker.app._apool = worker.app._apool, None
-    if worker.executor.used_apool and apool is not None:
-        # Async transactional tasks used the app's async pool: it is bound to this
+    if worker.executor.used_apool:
+        # Async transactional tasks used the async pool: it is bound to this
         # event loop, which ends with the worker.
-        await apool.close()
-    else:
-        worker.app._apool = apool
+        await worker.database.close_pool_async()

@@ -27,16 +27,15 @@ WATCHDOG_TICK = 0.05  # seconds between timeout checks
 
 async def startup(worker: Worker) -> None:
     cfg = worker.config
-    app = worker.app
     await worker.db.open()
     wake = worker.wake
     if cfg.listen:
-        worker.notifier = Notifier(app, worker.db.dsn, worker.queues, wake)
+        worker.notifier = Notifier(worker.database, worker.queues, wake)
         worker.notifier.start()
     worker.completer.start()
-    leases = [worker.lease, *(t.config.lease for t in app.tasks.values() if t.config.lease)]
+    leases = worker.registry.leases()
     worker.heartbeat = Heartbeat(
-        app,
+        worker.database,
         worker_id=worker.worker_id,
         queues=worker.queues,
         concurrency=cfg.concurrency,

@@ -20,25 +20,25 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
-import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pgqueue._errors import ConfigurationError
+from pgqueue._spec import import_object
 from pgqueue.worker._config import EXIT_ABORTED, EXIT_OK, RECYCLE_EXIT_CODE, WorkerConfig
 from pgqueue.worker._log import log
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
+    from pgqueue._registry import Registry
 
 RESTART_BACKOFF_MIN = 0.5  # seconds before restarting a child that crashed fast ...
 RESTART_BACKOFF_MAX = 30.0  # ... doubling up to this
@@ -46,36 +46,30 @@ HEALTHY_AFTER = 10.0  # a child that ran this long resets its backoff
 SUPERVISE_TICK = 0.2  # seconds between checks
 
 
-def import_app(spec: str, dsn: str | None = None) -> App:
-    """``module:attribute`` -> the App it names (spawned children)."""
-    from pgqueue._app import App
-
-    module_name, _, attr = spec.partition(":")
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    obj: Any = getattr(importlib.import_module(module_name), attr or "app", None)
-    if not isinstance(obj, App):
+def import_ports(spec: str, dsn: str) -> tuple[Database, Registry]:
+    """The database (at ``dsn``) and registry of the app ``module:attribute`` names."""
+    obj = import_object(spec)
+    database, registry = getattr(obj, "database", None), getattr(obj, "registry", None)
+    if database is None or registry is None:
         raise ConfigurationError(f"{spec!r} is not a pgqueue.App")
-    if dsn:
-        obj._dsn_arg = dsn
-        obj._dsn = dsn
-    return obj
+    return database.with_dsn(dsn), registry
 
 
-def _child_main(app: App | str, dsn: str, config: WorkerConfig) -> None:
+Ports = tuple["Database", "Registry"]
+
+
+def _child_main(ports: Ports | str, dsn: str, config: WorkerConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from pgqueue.worker._worker import Worker
 
-    if isinstance(app, str):
-        app = import_app(app, dsn)
+    if isinstance(ports, str):
+        database, registry = import_ports(ports, dsn)
     else:
-        # Forked: pools and locks belong to the parent's threads; start afresh
-        # (never close them here: the sockets are shared with the parent).
-        app._pool = None
-        app._apool = None
-        app._lock = threading.Lock()
-    sys.exit(Worker(app, config).run())
+        database, registry = ports
+        # Forked: the pools belong to the parent's threads and sockets.
+        database.after_fork()
+    sys.exit(Worker(database, registry, config).run())
 
 
 class _Slot:
@@ -90,8 +84,9 @@ class _Slot:
 
 
 class Supervisor:
-    def __init__(self, app: App, config: WorkerConfig) -> None:
-        self.app = app
+    def __init__(self, database: Database, registry: Registry, config: WorkerConfig) -> None:
+        self.database = database
+        self.registry = registry
         self.config = config
         method = config.start_method or (
             "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -104,7 +99,7 @@ class Supervisor:
         self.restarts = 0
 
     def run(self) -> int:
-        dsn = self.app.dsn
+        dsn = self.database.resolve()
         child = self.config.with_(
             processes=1,
             max_tasks_per_child=None,
@@ -112,7 +107,9 @@ class Supervisor:
             parent_pid=os.getpid(),
             worker_id=None,
         )
-        target_app: App | str = self.app if self._method == "fork" else str(self.config.app_spec)
+        target: Ports | str = (
+            (self.database, self.registry) if self._method == "fork" else str(self.config.app_spec)
+        )
         slots = [_Slot(i) for i in range(self.config.processes)]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         log(
@@ -124,7 +121,7 @@ class Supervisor:
         )
         try:
             for slot in slots:
-                self._spawn(slot, target_app, dsn, child)
+                self._spawn(slot, target, dsn, child)
             forwarded = 0
             while not all(s.done for s in slots):
                 sentinels = [s.process.sentinel for s in slots if s.process is not None]
@@ -133,7 +130,7 @@ class Supervisor:
                     forwarded = self._signals
                     self._forward(slots)
                 for slot in slots:
-                    self._check(slot, target_app, dsn, child)
+                    self._check(slot, target, dsn, child)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -159,7 +156,7 @@ class Supervisor:
             elif proc is None:
                 slot.done = True  # waiting for a restart: stay down
 
-    def _spawn(self, slot: _Slot, app: App | str, dsn: str, config: WorkerConfig) -> None:
+    def _spawn(self, slot: _Slot, ports: Ports | str, dsn: str, config: WorkerConfig) -> None:
         first = slot.index == 0  # one scheduler and one pruner per supervisor
         port = config.metrics_port
         config = config.with_(
@@ -168,18 +165,18 @@ class Supervisor:
             metrics_port=None if port is None else port + slot.index,
         )
         proc = self._ctx.Process(
-            target=_child_main, args=(app, dsn, config), name=f"pgqueue-worker-{slot.index}"
+            target=_child_main, args=(ports, dsn, config), name=f"pgqueue-worker-{slot.index}"
         )
         proc.start()
         slot.process = proc
         slot.started_at = time.monotonic()
 
-    def _check(self, slot: _Slot, app: App | str, dsn: str, config: WorkerConfig) -> None:
+    def _check(self, slot: _Slot, ports: Ports | str, dsn: str, config: WorkerConfig) -> None:
         proc = slot.process
         now = time.monotonic()
         if proc is None:
             if not slot.done and now >= slot.restart_at:
-                self._spawn(slot, app, dsn, config)
+                self._spawn(slot, ports, dsn, config)
             return
         if proc.is_alive():
             return

@@ -46,7 +46,8 @@ from pgqueue.worker._signals import SignalHandlers
 from pgqueue.worker._startup import startup
 
 if TYPE_CHECKING:
-    from pgqueue._app import App
+    from pgqueue._db import Database
+    from pgqueue._registry import Registry
 
 BURST_RECHECK = 0.25  # seconds: longest idle wait of a burst worker
 
@@ -60,18 +61,21 @@ class Worker:
     reached ``max_tasks`` (a supervisor replaces it).
     """
 
-    def __init__(self, app: App, config: WorkerConfig | None = None) -> None:
-        self.app = app
-        self.config = (config or WorkerConfig()).resolve(app)
+    def __init__(
+        self, database: Database, registry: Registry, config: WorkerConfig | None = None
+    ) -> None:
+        self.database = database
+        self.registry = registry
+        self.config = (config or WorkerConfig()).resolve(registry)
         assert self.config.queues is not None
         self.queues = list(self.config.queues)
         self.worker_id = self.config.make_worker_id()
-        self.lease = app.lease
+        self.lease = registry.lease
         self.running: dict[int, Claimed] = {}
         self.lock = threading.Lock()
-        self.executor = Executor(app, self.finish, threads=self.config.concurrency)
+        self.executor = Executor(database, registry, self.finish, threads=self.config.concurrency)
         self.completer = Completer(
-            app,
+            database,
             batch=self.config.completer_batch,
             linger=self.config.completer_linger,
             on_retry=self._retry_due,
@@ -89,10 +93,10 @@ class Worker:
         self._wake: asyncio.Event | None = None  # new work may be ready: claim
         self._progress: asyncio.Event | None = None  # a job finished: a slot is free
         self._stop_requested: asyncio.Event | None = None
-        self.db = LoopConnection(app, self._sleep, lambda: not self.stopping, self.worker_id)
+        self.db = LoopConnection(database, self._sleep, lambda: not self.stopping, self.worker_id)
         self.notifier: Notifier | None = None
         self.heartbeat: Heartbeat | None = None
-        self.services = Services(app, self.config)
+        self.services = Services(database, registry, self.config)
         self.limits = LimitedQueues(self.queues)
         self.background: list[asyncio.Task[None]] = []
         self._signals = 0
