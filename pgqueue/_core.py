@@ -108,8 +108,8 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_name(value: Any, what: str, limit: int) -> None:
-    if not isinstance(value, str) or not value:
+def _check_name(value: Any, what: str, limit: int, *, empty: bool = False) -> None:
+    if not isinstance(value, str) or not (value or empty):
         raise ValueError(f"{what} must be a non-empty string")
     if "\x00" in value:
         raise ValueError(f"{what} contains a NUL character")
@@ -188,7 +188,7 @@ class JobSpec:
         if self.unique_key is not None:
             if not isinstance(self.unique_key, str):
                 raise TypeError("unique_key must be a string")
-            _check_name(self.unique_key, "unique_key", MAX_UNIQUE_KEY_BYTES)
+            _check_name(self.unique_key, "unique_key", MAX_UNIQUE_KEY_BYTES, empty=True)
         if not isinstance(self.args, tuple | list):
             raise TypeError(f"args must be a tuple or list, not {type(self.args).__name__}")
         for what, value in (("kwargs", self.kwargs), ("meta", self.meta)):
