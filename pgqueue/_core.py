@@ -117,6 +117,12 @@ def _check_name(value: Any, what: str, limit: int, *, empty: bool = False) -> No
         raise ValueError(f"{what} is longer than {limit} bytes (UTF-8)")
 
 
+def check_queue_name(name: Any) -> str:
+    """``name`` if it can name a queue, else ``ValueError`` (empty, NUL, too long)."""
+    _check_name(name, "queue name", MAX_QUEUE_BYTES)
+    return str(name)
+
+
 def check_payload(encoded: tuple[str, str, str], task: str, limit: int) -> None:
     """``ValueError`` when a job's JSON (args, kwargs, meta) is over ``limit`` bytes."""
     size = len(encoded[0]) + len(encoded[1]) + len(encoded[2])  # ASCII: chars are bytes
@@ -165,7 +171,7 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         _check_name(self.task, "task name", MAX_TASK_BYTES)
-        _check_name(self.queue, "queue name", MAX_QUEUE_BYTES)
+        check_queue_name(self.queue)
         if not _is_int(self.priority):
             raise TypeError(f"priority must be an integer, not {type(self.priority).__name__}")
         if not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:

@@ -132,6 +132,13 @@ def test_bad_task_names(offline: pgqueue.App) -> None:
         offline.task(name="t.p", priority=2.0)(lambda: None)  # type: ignore[arg-type]
 
 
+def test_queue_controls_check_the_name(offline: pgqueue.App) -> None:
+    with pytest.raises(ValueError, match="queue name is longer"):
+        offline.pause_queue("q" * (MAX_QUEUE_BYTES + 1))
+    with pytest.raises(ValueError, match="NUL"):
+        offline.set_queue("q\x00", max_depth=1)
+
+
 def test_payload_limit(clean_db: str) -> None:
     with pgqueue.App(clean_db, max_payload=1000) as app:
         task = app.task_ref("t.big")
