@@ -98,7 +98,7 @@ Operation = Generator[Statement, Rows, T]
 class DatabaseConfig:
     """How to reach PostgreSQL: named defaults, validated once."""
 
-    dsn: str | None = None
+    dsn: str | None = field(default=None, repr=False)  # a repr must not show a password
     min_connections: int = 1
     max_connections: int = 10
     connect_timeout: float = 5.0

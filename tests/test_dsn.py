@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import with_dbname
 
+import pgqueue
 from pgqueue._dsn import mask_dsn, scrub
 from pgqueue.cli._base import run
 
@@ -73,3 +74,11 @@ def test_scrub_removes_the_password_as_written_and_decoded() -> None:
     assert scrub('bad token "ab%" in a message about abc', "postgresql://u:ab%@h/d") == (
         'bad token "****" in a message about abc'
     )
+
+
+def test_reprs_never_show_the_password() -> None:
+    app = pgqueue.App("postgresql://admin:S3cretPW@127.0.0.1:1/db")
+    assert app.dsn  # resolved: the repr names host, port and database
+    for text in (repr(app), repr(app.database), repr(app.database.config)):
+        assert "S3cret" not in text
+    assert "127.0.0.1:1/db" in repr(app)
