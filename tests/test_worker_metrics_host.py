@@ -10,6 +10,7 @@ import signal
 import socket
 import urllib.request
 
+import pytest
 from test_worker_app import prepare_tables, wait_until, worker_process
 
 
@@ -27,20 +28,24 @@ def scrape(host: str, port: int) -> bool:
         return False
 
 
-def test_metrics_bind_loopback_by_default(clean_db: str) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])  # 2: the supervisor's endpoint
+def test_metrics_bind_loopback_by_default(clean_db: str, processes: str) -> None:
     prepare_tables(clean_db)
     port = free_port()
-    with worker_process(clean_db, "--metrics-port", str(port), "--no-scheduler") as worker:
+    argv = ("--metrics-port", str(port), "--no-scheduler", "--processes", processes)
+    with worker_process(clean_db, *argv) as worker:
         wait_until(lambda: scrape("127.0.0.1", port))
         assert not scrape("127.0.0.2", port)
         worker.signal(signal.SIGTERM)
         assert worker.wait() == 0
 
 
-def test_metrics_host_option(clean_db: str) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_metrics_host_option(clean_db: str, processes: str) -> None:
     prepare_tables(clean_db)
     port = free_port()
-    argv = ("--metrics-port", str(port), "--metrics-host", "127.0.0.2", "--no-scheduler")
+    argv = ("--metrics-port", str(port), "--metrics-host", "127.0.0.2", "--no-scheduler",
+            "--processes", processes)  # fmt: skip
     with worker_process(clean_db, *argv) as worker:
         wait_until(lambda: scrape("127.0.0.2", port))
         assert not scrape("127.0.0.1", port)
