@@ -19,7 +19,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import _context
-from pgqueue._core import FINISHED, JobSpec, dumps, enqueue_one_params, format_error
+from pgqueue._core import (
+    DEFAULT_MAX_PAYLOAD,
+    FINISHED,
+    JobSpec,
+    dumps,
+    enqueue_one_params,
+    format_error,
+)
 from pgqueue._errors import JobFailed, JobNotFound
 from pgqueue._hooks import Attempt, Hooks
 from pgqueue._job import Job
@@ -43,9 +50,12 @@ class EagerContext(_context.JobContext):
         return self.set_progress(value)
 
 
-def decoded(spec: JobSpec) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
-    """args, kwargs and meta as a worker would decode them (TypeError if not JSON)."""
-    params = enqueue_one_params(spec)
+def decoded(
+    spec: JobSpec, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+    """args, kwargs and meta as a worker would decode them (TypeError if not
+    JSON, ValueError over ``max_payload`` bytes, as for a real enqueue)."""
+    params = enqueue_one_params(spec, max_payload)
     return (
         tuple(json.loads(params["args"])),
         json.loads(params["kwargs"]),
@@ -137,7 +147,7 @@ class EagerRunner:
         return [await self._one_async(s, connection) for s in specs]
 
     def _start(self, spec: JobSpec) -> tuple[Task[Any, Any], EagerContext, Attempt] | Job:
-        args, kwargs, meta = decoded(spec)  # TypeError on non-JSON, as for a real enqueue
+        args, kwargs, meta = decoded(spec, self.registry.max_payload)  # raises as enqueue does
         job_id = next(self._ids)
         ctx = EagerContext(self.database, id=job_id, task=spec.task, queue=spec.queue, attempt=1,
                            max_attempts=spec.max_attempts, token="eager", meta=meta)  # fmt: skip

@@ -97,6 +97,10 @@ def test_eager_errors_propagate_or_become_the_outcome() -> None:
         unknown = app.task_ref("missing").enqueue()
         with pytest.raises(TypeError, match="not JSON"):
             boom.enqueue({1, 2})  # still refused before anything runs
+    small = pgqueue.App("postgresql://nobody@127.0.0.1:1/none", max_payload=64)
+    small.task(name="big")(lambda s: s)
+    with testing.eager(small), pytest.raises(ValueError):
+        small.tasks["big"].enqueue("x" * 100)  # the app's payload limit holds too
     assert failed.status == "failed" and failed.last_error == "ValueError: again"
     assert "Traceback" in failed.errors[0]["traceback"]
     assert dead.status == "dead" and dead.last_error == "Discard: bad input"
