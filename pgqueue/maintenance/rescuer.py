@@ -14,11 +14,13 @@ A job becomes claimable again within one lease period plus one interval.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from pgqueue._keys import RESCUER_LOCK
 from pgqueue._sql import query
-from pgqueue.maintenance._loop import MaintenanceLoop
+from pgqueue.maintenance._service import Service
 
 if TYPE_CHECKING:
     from pgqueue._db import Database
@@ -29,7 +31,7 @@ WORKER_RETENTION = 600.0  # seconds of silence after which a worker row is remov
 LOCK_KEY = RESCUER_LOCK
 
 
-class Rescuer(MaintenanceLoop):
+class Rescuer(Service):
     """Returns expired-lease jobs to ``queued`` (or ``dead``); see the module docstring.
 
     ``start()`` runs a pass every ``interval`` seconds on a thread of its own and
@@ -53,9 +55,16 @@ class Rescuer(MaintenanceLoop):
         self.worker_retention = worker_retention
         self.rescued = 0
 
+    def loop_pass(self) -> None:
+        self.run_once()
+
     def run_once(self) -> int:
         """One pass; returns how many jobs it rescued (0 when another rescuer holds the lock)."""
-        conn = self.connection()
+        total = self.db.run(self._rescue)
+        self.rescued += total
+        return total
+
+    def _rescue(self, conn: psycopg.Connection[Any]) -> int:
         total = 0
         with conn.transaction():
             locked = conn.execute(query("rescuer_lock"), {"key": LOCK_KEY}).fetchone()
@@ -70,5 +79,4 @@ class Rescuer(MaintenanceLoop):
                 if len(rows) < self.batch:
                     break
             conn.execute(query("workers_prune"), {"seconds": self.worker_retention})
-        self.rescued += total
         return total

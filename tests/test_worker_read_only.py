@@ -1,0 +1,72 @@
+"""A database that turns read-only under a draining worker (a failover, a demoted primary).
+
+The worker must stop claiming, keep the outcomes it holds, write them once the
+server takes writes again, and finish cleanly: every job runs to success
+exactly once, and no child process of a supervisor crashes meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from test_worker_app import executions, prepare_tables, wait_until, worker_process
+
+import pgqueue
+from pgqueue._embedded import LocalCluster
+
+JOBS = 300
+
+
+def _set_read_only(dsn: str, on: bool) -> None:
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SET default_transaction_read_only = off")  # this session writes
+        if on:
+            admin.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        else:
+            admin.execute("ALTER SYSTEM RESET default_transaction_read_only")
+        admin.execute("SELECT pg_reload_conf()")
+
+
+@pytest.fixture
+def dsn(cluster: LocalCluster) -> Iterator[str]:
+    dsn = cluster.dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE pgqueue.jobs, pgqueue.workers")
+    prepare_tables(dsn)
+    try:
+        yield dsn
+    finally:
+        _set_read_only(dsn, False)  # never leave the shared cluster read-only
+
+
+def _rows(dsn: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_drain_survives_the_database_turning_read_only(dsn: str, processes: int) -> None:
+    with pgqueue.App(dsn) as app:
+        sleep = app.task_ref("t.sleep")
+        app.enqueue_many([sleep.job(k, 0.01) for k in range(JOBS)])
+    args = ["--burst", "--concurrency", "4", "--processes", str(processes)]
+    with worker_process(dsn, *args) as worker:
+        wait_until(lambda: executions(dsn) >= 40)
+        _set_read_only(dsn, True)
+        time.sleep(2.5)
+        _set_read_only(dsn, False)
+        assert worker.wait(60) == 0, worker.output()
+        log = worker.output()
+    assert "read-only" in log  # it did meet the read-only server
+    assert "Traceback" not in log and "event=fenced" not in log
+    assert "event=child_crashed" not in log
+    assert _rows(dsn, "SELECT status, count(*) FROM pgqueue.jobs GROUP BY 1") == [
+        ("succeeded", JOBS)
+    ]
+    # The effect of each job (its row in executions) happened exactly once.
+    runs = _rows(dsn, "SELECT count(DISTINCT key), count(*) FROM public.executions")
+    assert runs == [(JOBS, JOBS)], log
