@@ -198,9 +198,15 @@ class Service:
             transient = is_transient(exc)
             wait = self._backoff.next() if transient else self.interval
             expected = transient or self.expected(exc)
-            self.logger.log(logging.WARNING if expected else logging.ERROR,
-                            "event=%s_failed error=%r retry_in=%.3f", self.name,
+            # An outage retries every second: its first failure (and every tenth) is
+            # a warning, the rest are debug lines.
+            level = logging.ERROR if not expected else logging.WARNING
+            if transient and self._backoff.failures % 10 != 1:
+                level = logging.DEBUG
+            self.logger.log(level, "event=%s_failed error=%r retry_in=%.3f", self.name,
                             first_line(exc), wait, exc_info=not expected)  # fmt: skip
             return wait
-        self._backoff.reset()
+        if self._backoff.failures:
+            self.logger.info("event=%s_recovered failures=%d", self.name, self._backoff.failures)
+            self._backoff.reset()
         return self.interval if delay is None else delay
