@@ -70,3 +70,27 @@ def test_a_drain_survives_the_database_turning_read_only(dsn: str, processes: in
     # The effect of each job (its row in executions) happened exactly once.
     runs = _rows(dsn, "SELECT count(DISTINCT key), count(*) FROM public.executions")
     assert runs == [(JOBS, JOBS)], log
+
+
+def test_supervised_children_wait_for_a_database_that_is_down_at_their_start(
+    cluster: LocalCluster,
+) -> None:
+    dsn = cluster.dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE pgqueue.jobs, pgqueue.workers")
+    prepare_tables(dsn)
+    with pgqueue.App(dsn) as app:
+        record = app.task_ref("t.record")
+        app.enqueue_many([record.job(k) for k in range(20)])
+    cluster.stop("fast")
+    try:
+        with worker_process(dsn, "--burst", "--processes", "2") as worker:
+            time.sleep(2.0)  # the children start meanwhile, and find no server
+            cluster.start()
+            assert worker.wait(60) == 0, worker.output()
+            log = worker.output()
+    finally:
+        if not cluster.is_running():
+            cluster.start()
+    assert "event=child_crashed" not in log and "Traceback" not in log
+    assert executions(dsn) == 20

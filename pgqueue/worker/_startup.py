@@ -1,9 +1,10 @@
 """Starting a worker: its connections and threads, and the watchdog.
 
 In order: the claim connection (a failure here is the caller's error: the
-database is unreachable), the notifier (LISTEN), the completer thread, the
-heartbeat thread (it registers the worker row), the services (rescuer,
-scheduler, pruner, metrics), the watchdog, the signal handlers. Returns what
+database is unreachable; a supervised child waits for it instead of crashing),
+the notifier (LISTEN), the completer thread, the heartbeat thread (it
+registers the worker row), the services (rescuer, scheduler, pruner,
+metrics), the watchdog, the signal handlers. Returns what
 it built (:class:`Started`); the worker keeps it and hands it to ``shutdown``.
 """
 
@@ -38,7 +39,10 @@ class Started:
 
 async def startup(worker: Worker) -> Started:
     cfg = worker.config
-    await worker.db.open()
+    if cfg.parent_pid is None:
+        await worker.db.open()  # unreachable: the caller's error, raised
+    else:
+        await worker.db.get()  # a supervised child waits out an outage (backoff)
     notifier = None
     if cfg.listen:
         notifier = Notifier(worker.database, worker.queues, worker.wake,
