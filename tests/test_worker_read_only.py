@@ -7,6 +7,8 @@ exactly once, and no child process of a supervisor crashes meanwhile.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +19,7 @@ from test_worker_app import executions, prepare_tables, wait_until, worker_proce
 
 import pgqueue
 from pgqueue._embedded import LocalCluster
+from pgqueue.worker import Worker, WorkerConfig
 
 JOBS = 300
 
@@ -94,3 +97,34 @@ def test_supervised_children_wait_for_a_database_that_is_down_at_their_start(
             cluster.start()
     assert "event=child_crashed" not in log and "Traceback" not in log
     assert executions(dsn) == 20
+
+
+def test_an_outage_longer_than_the_lease_does_not_rerun_the_jobs_it_held(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = pgqueue.App(dsn, lease=2.0)  # the outage below outlasts the lease
+
+    @app.task(name="slow")
+    def slow(key: int) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO public.executions (key, pid) VALUES (%s, 0)", (key,))
+        time.sleep(5.0)
+
+    app.enqueue_many([slow.job(k) for k in range(2)])
+    config = WorkerConfig(until_empty=True, rescue_interval=0.1, poll_interval=0.1,
+                          install_signal_handlers=False)  # fmt: skip
+    worker = Worker(app.database, app.registry, config)
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(worker.run()), daemon=True)
+    caplog.set_level(logging.INFO, logger="pgqueue")
+    thread.start()
+    wait_until(lambda: executions(dsn) == 2)
+    _set_read_only(dsn, True)
+    time.sleep(3.0)
+    _set_read_only(dsn, False)
+    thread.join(30)
+    app.close()
+    assert codes == [0]
+    assert "event=rescue " not in caplog.text
+    assert _rows(dsn, "SELECT status, attempts FROM pgqueue.jobs") == [("succeeded", 1)] * 2
+    assert executions(dsn) == 2

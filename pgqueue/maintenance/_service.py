@@ -149,6 +149,11 @@ class Service:
     def running(self) -> bool:
         return not self._idle.is_set()
 
+    @property
+    def outage(self) -> bool:
+        """The last pass failed with a transient error (the database is, or was, away)."""
+        return self._backoff.failures > 0
+
     def close(self) -> None:
         """Stop, and close the connection a direct pass opened."""
         self.stop()

@@ -10,6 +10,12 @@ notified. A pass also forgets workers whose heartbeat stopped long ago
 (``pgqueue.workers``).
 
 A job becomes claimable again within one lease period plus one interval.
+
+After an outage (a lost connection, a read-only server) leases may have
+lapsed only because nobody could write: once a write succeeds again, the
+rescuer waits ``OUTAGE_GRACE`` before its next pass, so that every worker's
+heartbeat (which retries at least once a second) renews the leases it still
+holds, and its completer records what finished, before any job is taken back.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ RESCUE_INTERVAL = 5.0  # seconds between passes
 RESCUE_BATCH = 1000  # jobs per statement; a pass repeats until a batch comes back short
 WORKER_RETENTION = 600.0  # seconds of silence after which a worker row is removed
 LOCK_KEY = RESCUER_LOCK
+OUTAGE_GRACE = 2.0  # seconds after writes return before rescuing (twice RECONNECT_MAX)
 
 
 class Rescuer(Service):
@@ -55,8 +62,15 @@ class Rescuer(Service):
         self.worker_retention = worker_retention
         self.rescued = 0
 
-    def loop_pass(self) -> None:
+    def loop_pass(self) -> float | None:
+        if self.outage:
+            # Writes may be back: probe with this pass's own housekeeping (it raises
+            # while the outage lasts), then leave the heartbeats time to renew.
+            self.db.run(lambda c: c.execute(query("workers_prune"),
+                                            {"seconds": self.worker_retention}))  # fmt: skip
+            return OUTAGE_GRACE
         self.run_once()
+        return None
 
     def run_once(self) -> int:
         """One pass; returns how many jobs it rescued (0 when another rescuer holds the lock)."""

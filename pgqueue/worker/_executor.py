@@ -8,9 +8,10 @@
   (``TaskConfig.retry``, else ``App(retry=...)``) while attempts remain, else
   ``dead``. Every attempt's error and traceback go to the job's ``errors``.
 * Unknown task name: ``dead``, with a message naming it; the worker goes on.
-* Cancellation requested (``pgqueue cancel`` on a running job, seen by the
-  heartbeat): an async task is cancelled and its job ends ``cancelled``; a
-  sync task cannot be interrupted and runs to its end.
+* Cancellation requested (``pgqueue cancel`` on a running job, pushed by
+  ``NOTIFY pgqueue_cancel``, else seen by the heartbeat): an async task is
+  cancelled and its job ends ``cancelled``; a sync task cannot be interrupted:
+  its ``cancel_requested`` flips and it runs to its end.
 * Timeout (``TaskConfig.timeout``): async tasks are cancelled; a sync task
   cannot be interrupted, so the job is failed at once and its thread is
   abandoned (replaced; it exits when the function returns, result discarded).
