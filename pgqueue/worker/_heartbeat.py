@@ -80,11 +80,13 @@ class Heartbeat(Service):
         self.beats += 1
 
     def _beat(self, conn: psycopg.Connection[Any]) -> None:
-        if not self._registered:
+        # Register on the first beat, and again if the row is gone (a rescuer pruned
+        # it after a long outage): operators must keep seeing a live worker.
+        if not self._registered or not conn.execute(
+            query("worker_heartbeat"), {"id": self.worker_id}
+        ).rowcount:
             conn.execute(query("worker_register"), self._registration)
             self._registered = True
-        else:
-            conn.execute(query("worker_heartbeat"), {"id": self.worker_id})
         held = self._held()
         if not held:
             return
