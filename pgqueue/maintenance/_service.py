@@ -57,6 +57,11 @@ class Backoff:
     def reset(self) -> None:
         self.failures = 0
 
+    def level(self) -> int:
+        """How loud the latest failure should be: an outage retries every second,
+        so its first failure (and every tenth) is a warning, the rest debug lines."""
+        return logging.WARNING if self.failures % 10 == 1 else logging.DEBUG
+
 
 class DedicatedConnection:
     """One autocommit connection outside the pools, (re)opened on demand.
@@ -203,11 +208,9 @@ class Service:
             transient = is_transient(exc)
             wait = self._backoff.next() if transient else self.interval
             expected = transient or self.expected(exc)
-            # An outage retries every second: its first failure (and every tenth) is
-            # a warning, the rest are debug lines.
             level = logging.ERROR if not expected else logging.WARNING
-            if transient and self._backoff.failures % 10 != 1:
-                level = logging.DEBUG
+            if transient:
+                level = self._backoff.level()
             self.logger.log(level, "event=%s_failed error=%r retry_in=%.3f", self.name,
                             first_line(exc), wait, exc_info=not expected)  # fmt: skip
             return wait

@@ -214,7 +214,7 @@ class Completer:
                         return
                 delay = backoff.next()
                 log(
-                    logging.WARNING,
+                    backoff.level(),
                     "complete_retry",
                     jobs=len(batch),
                     error=first_line(exc),

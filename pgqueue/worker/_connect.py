@@ -108,7 +108,7 @@ class LoopConnection:
 
     async def _pause(self, exc: BaseException) -> None:
         delay = self._backoff.next()
-        log(logging.WARNING, "db_unavailable", worker=self._name, error=first_line(exc),
+        log(self._backoff.level(), "db_unavailable", worker=self._name, error=first_line(exc),
             retry_in=delay)  # fmt: skip
         await self._wait(delay)
 

@@ -91,7 +91,7 @@ class Notifier:
             except (psycopg.Error, OSError) as exc:
                 await self._close()
                 delay = backoff.next()
-                log(logging.WARNING, "listen_lost", error=first_line(exc), retry_in=delay)
+                log(backoff.level(), "listen_lost", error=first_line(exc), retry_in=delay)
                 self._wake.set()  # poll once now: the database may be back already
                 await asyncio.sleep(delay)
 
