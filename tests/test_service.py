@@ -30,6 +30,10 @@ def _services(app: pgqueue.App) -> list[Service]:
 
 
 def test_every_service_starts_without_blocking_and_stops_idempotently(app: pgqueue.App) -> None:
+    def threads() -> list[str]:
+        return [t.name for t in threading.enumerate()]
+
+    before = threads()
     services = _services(app)
     signatures = {str(inspect.signature(type(s).stop)) for s in services}
     assert signatures == {"(self, timeout: 'float | None' = None) -> 'None'"}
@@ -41,9 +45,9 @@ def test_every_service_starts_without_blocking_and_stops_idempotently(app: pgque
         assert time.monotonic() - started < 1.0  # returned at once: the pass runs elsewhere
         assert service.running
     wait_until(lambda: services[3].beats == 1)  # type: ignore[attr-defined]
-    names = [t.name for t in threading.enumerate() if t.name.startswith("pgqueue-")]
+    after = threads()
     for name in ("rescuer", "pruner", "scheduler", "heartbeat"):
-        assert names.count(f"pgqueue-{name}") == 1
+        assert after.count(f"pgqueue-{name}") == before.count(f"pgqueue-{name}") + 1
     for service in services:
         service.stop(timeout=10)
         service.stop()
