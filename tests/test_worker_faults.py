@@ -37,6 +37,18 @@ def _row(dsn: str, sql: str, *params: Any) -> tuple[Any, ...]:
     return row
 
 
+def _drain_one_slot(app: pgqueue.App) -> list[int]:
+    """A burst worker with one slot, on a thread (a lost slot would hang it: time out)."""
+    codes: list[int] = []
+    thread = threading.Thread(
+        target=lambda: codes.append(app.run_worker(until_empty=True, concurrency=1, **FAST)),
+        daemon=True,
+    )
+    thread.start()
+    thread.join(30)
+    return codes
+
+
 class Unprintable(Exception):
     def __str__(self) -> str:
         return str(1 / 0)
@@ -54,19 +66,31 @@ def test_an_exception_whose_str_raises_fails_the_attempt_and_frees_the_slot(
         return "ok"
 
     bad, good = odd.enqueue(), fine.enqueue()
-    codes: list[int] = []
     # One slot: the second job runs only if the first one's thread gave it back.
-    thread = threading.Thread(
-        target=lambda: codes.append(app.run_worker(until_empty=True, concurrency=1, **FAST)),
-        daemon=True,
-    )
-    thread.start()
-    thread.join(30)
-    assert codes == [0]
+    assert _drain_one_slot(app) == [0]
     status, error = _row(app.dsn, "SELECT status, last_error FROM pgqueue.jobs WHERE id = %s",
                          bad.id)  # fmt: skip
     assert status == "dead"
     assert error.startswith("Unprintable: <str() raised ZeroDivisionError; Unprintable()>")
+    assert app.get_job(good.id).status == "succeeded"
+
+
+def test_a_malformed_retry_request_fails_the_attempt_and_frees_the_slot(
+    app: pgqueue.App,
+) -> None:
+    @app.task(name="confused", max_attempts=2)
+    def confused() -> None:
+        raise pgqueue.Retry(delay="soon")  # type: ignore[arg-type]
+
+    @app.task(name="fine")
+    def fine() -> str:
+        return "ok"
+
+    bad, good = confused.enqueue(), fine.enqueue()
+    assert _drain_one_slot(app) == [0]
+    # The first attempt failed (with the default backoff), the second went dead.
+    assert _row(app.dsn, "SELECT status, attempts FROM pgqueue.jobs WHERE id = %s",
+                bad.id) == ("dead", 2)  # fmt: skip
     assert app.get_job(good.id).status == "succeeded"
 
 

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import _context
-from pgqueue._core import RetryPolicy, dumps, format_error
+from pgqueue._core import RetryPolicy, dumps, error_text, format_error
 from pgqueue._errors import Discard, JobCancelled, Retry
 from pgqueue.worker._claimed import Claimed, Outcome
 from pgqueue.worker._completer import run_complete, run_complete_async
@@ -297,6 +297,18 @@ class Executor:
 
     def _failure(
         self, job: Claimed, plan: TaskPlan, exc: BaseException, tb: str | None = None
+    ) -> Outcome:
+        try:
+            return self._describe_failure(job, plan, exc, tb)
+        except Exception as broken:  # describing the error failed: never lose the slot over it
+            error = f"{error_text(exc)} (describing it failed: {error_text(broken)})"
+            status = "dead" if job.attempts >= job.max_attempts else "failed"
+            delay = plan.retry.delay(job.attempts) if status == "failed" else None
+            self._log_failure(job, status, error, delay)
+            return Outcome(job.id, job.token, status, None, delay, error, None)
+
+    def _describe_failure(
+        self, job: Claimed, plan: TaskPlan, exc: BaseException, tb: str | None
     ) -> Outcome:
         if tb is None:
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
