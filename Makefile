@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Django 6 on a CPython >= 3.12, built and reused by tests/test_example_django.py.
+VENV_DJANGO6 := .venv-django6
 LINT_PATHS := $(wildcard pgqueue tests benchmarks migrations)
 
-.PHONY: install test lint demo bench clean distclean
+.PHONY: install test lint demo bench bench-web clean distclean
 
 # The virtualenv, and an editable install redone only when pyproject.toml changes.
 $(BIN)/python:
@@ -36,14 +38,21 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
+	$(MAKE) bench-web
+
+# Dashboard server time per page on 1,000,000 queued + 5,000,000 finished jobs
+# (about 2 minutes, most of it loading the rows). Report: benchmarks/results/<date>-web.md.
+bench-web: $(STAMP)
+	$(BIN)/python -m benchmarks.web_pages
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
-	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./$(VENV_DJANGO6) \) -prune -o -name __pycache__ -type d \
+		-exec rm -rf {} +
 
-# Also the virtualenv and the embedded development database (./.pgqueue).
+# Also the virtualenvs and the embedded development database (./.pgqueue).
 distclean: clean
 	if [ -d .pgqueue ] && [ -x $(BIN)/python ]; then \
 		$(BIN)/python -c "from pathlib import Path; from pgqueue._embedded import LocalCluster; LocalCluster(Path('.pgqueue/data')).destroy()"; \
 	fi
-	rm -rf .pgqueue $(VENV)
+	rm -rf .pgqueue $(VENV) $(VENV_DJANGO6)
