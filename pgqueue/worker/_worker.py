@@ -123,9 +123,12 @@ class Worker:
         started = await startup(self)
         self.notifier, self.heartbeat = started.notifier, started.heartbeat
         self.executor.metrics = self.services.metrics
-        code = EXIT_ABORTED  # unless the loop returns
+        code = EXIT_ABORTED  # unless the loop returns, or the host cancels it
         try:
             code = await self._claim_loop()
+        except asyncio.CancelledError:
+            code = EXIT_OK  # the host ends the worker's task: a graceful stop, then re-raise
+            raise
         except Exception:  # a bug, or a database error that is no outage: stop cleanly
             logger.exception(kv("worker_failed", worker=self.worker_id))
         finally:
