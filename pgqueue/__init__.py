@@ -18,6 +18,7 @@ from pgqueue._errors import (
     ScheduleNotFound,
     WaitTimeout,
 )
+from pgqueue._hooks import Attempt, Middleware
 from pgqueue._job import Job
 from pgqueue._queues import QueueSettings
 from pgqueue._schedules import Schedule
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "Attempt",
     "ConfigurationError",
     "DatabaseUnavailable",
     "Discard",
@@ -36,6 +38,7 @@ __all__ = [
     "JobFailed",
     "JobNotFound",
     "JobSpec",
+    "Middleware",
     "MigrationError",
     "PgQueueError",
     "QueueFull",

@@ -26,6 +26,7 @@ from pgqueue._spec import import_object
 from pgqueue._task import Task
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M")
 
 __all__ = ["JOBS_CHANNEL", "App"]
 
@@ -165,20 +166,26 @@ class App:
 
     # -- enqueue ---------------------------------------------------------------
 
+    def add_middleware(self, middleware: M) -> M:
+        """Hook ``middleware`` around enqueue and execution (see ``pgqueue.Middleware``);
+        returns it. The first added is the outermost; add it before starting workers."""
+        self.registry.hooks.add(middleware)
+        return middleware
+
+    def remove_middleware(self, middleware: Any) -> None:
+        self.registry.hooks.remove(middleware)
+
     def enqueue_one(self, spec: JobSpec, *, connection: Any = None) -> Job:
         """Insert one job (what ``task.enqueue`` does): one short statement."""
-        params = enqueue_one_params(spec, self.registry.max_payload)  # bad values raise first
-        limited = self.database.limited_queues
-        with self.database.connection(connection) as conn:
-            row = _client.enqueue_one_sync(conn, spec, params, limited)
-        return Job.from_row(row, self)
+        if self.registry.hooks:  # middleware, or eager mode (pgqueue.testing)
+            return self.registry.hooks.enqueue([spec], connection, self._insert)[0]
+        return self._insert_one(spec, connection)
 
     async def enqueue_one_async(self, spec: JobSpec, *, connection: Any = None) -> Job:
-        params = enqueue_one_params(spec, self.registry.max_payload)
-        limited = self.database.limited_queues
-        async with self.database.connection_async(connection) as conn:
-            row = await _client.enqueue_one_async(conn, spec, params, limited)
-        return Job.from_row(row, self)
+        if self.registry.hooks:
+            return (await self.registry.hooks.enqueue_async([spec], connection,
+                                                            self._insert_async))[0]  # fmt: skip
+        return await self._insert_one_async(spec, connection)
 
     def enqueue_many(self, jobs: Iterable[JobSpec], *, connection: Any = None) -> list[Job]:
         """Insert many jobs in one transaction (COPY for big batches); returns them in order.
@@ -187,18 +194,42 @@ class App:
         the existing job is returned in its place.
         """
         specs = _check_specs(jobs)
-        if len(specs) <= 1:
-            return [self.enqueue_one(s, connection=connection) for s in specs]
-        batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)  # raises before I/O
-        with self.database.connection(connection) as conn:
-            return _client.enqueue_bulk_sync(conn, batch, self)
+        if self.registry.hooks:
+            return self.registry.hooks.enqueue(specs, connection, self._insert)
+        return self._insert(specs, connection)
 
     async def enqueue_many_async(
         self, jobs: Iterable[JobSpec], *, connection: Any = None
     ) -> list[Job]:
         specs = _check_specs(jobs)
+        if self.registry.hooks:
+            return await self.registry.hooks.enqueue_async(specs, connection, self._insert_async)
+        return await self._insert_async(specs, connection)
+
+    def _insert_one(self, spec: JobSpec, connection: Any) -> Job:
+        params = enqueue_one_params(spec, self.registry.max_payload)  # bad values raise first
+        limited = self.database.limited_queues
+        with self.database.connection(connection) as conn:
+            row = _client.enqueue_one_sync(conn, spec, params, limited)
+        return Job.from_row(row, self)
+
+    async def _insert_one_async(self, spec: JobSpec, connection: Any) -> Job:
+        params = enqueue_one_params(spec, self.registry.max_payload)
+        limited = self.database.limited_queues
+        async with self.database.connection_async(connection) as conn:
+            row = await _client.enqueue_one_async(conn, spec, params, limited)
+        return Job.from_row(row, self)
+
+    def _insert(self, specs: list[JobSpec], connection: Any) -> list[Job]:
         if len(specs) <= 1:
-            return [await self.enqueue_one_async(s, connection=connection) for s in specs]
+            return [self._insert_one(s, connection) for s in specs]
+        batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)  # raises before I/O
+        with self.database.connection(connection) as conn:
+            return _client.enqueue_bulk_sync(conn, batch, self)
+
+    async def _insert_async(self, specs: list[JobSpec], connection: Any) -> list[Job]:
+        if len(specs) <= 1:
+            return [await self._insert_one_async(s, connection) for s in specs]
         batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)
         async with self.database.connection_async(connection) as conn:
             return await _client.enqueue_bulk_async(conn, batch, self)

@@ -30,3 +30,14 @@ class JobOwner(Protocol):
     def wait_for(self, job_id: int, *, timeout: float | None = None) -> Any: ...
 
     async def wait_for_async(self, job_id: int, *, timeout: float | None = None) -> Any: ...
+
+
+class RunningJob(Protocol):
+    """What middleware sees of a running job (``pgqueue.JobContext`` is one)."""
+
+    id: int
+    task: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    meta: dict[str, Any]

@@ -14,6 +14,7 @@ from typing import Any
 
 from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy
 from pgqueue._errors import ConfigurationError, ScheduleError
+from pgqueue._hooks import Hooks
 from pgqueue._protocols import TaskOwner
 from pgqueue._schedule import Schedule, check_options
 from pgqueue._task import Task, TaskConfig
@@ -42,6 +43,7 @@ class Registry:
         self.max_payload = max_payload  # bytes of a job's args + kwargs + meta as JSON
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.schedules: dict[str, Schedule] = {}
+        self.hooks = Hooks()  # middleware (app.add_middleware), eager mode
 
     # -- tasks -------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 import pgqueue
+from pgqueue import testing
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_non_json_argument_fails_before_touching_the_database(
         send_email.enqueue(float("nan"))
     with pytest.raises(TypeError):
         app.enqueue_many([send_email.job(1), send_email.job(object())])
-    assert rows(clean_db, "SELECT count(*) FROM pgqueue.jobs") == [(0,)]
+    testing.refute_enqueued(app)
 
 
 def first_word(statement: Any) -> str:

@@ -10,6 +10,7 @@ import pytest
 from test_worker import app, drain, running_worker  # noqa: F401  (fixture and helpers)
 
 import pgqueue
+from pgqueue import testing
 
 
 def test_current_job_outside_a_task_is_an_error() -> None:
@@ -34,7 +35,7 @@ def test_tasks_see_their_job_and_report_progress(app: pgqueue.App) -> None:  # n
 
     a = sync_task.options(meta={"scheduled_for": "2026-12-01T00:00:00+00:00"}).enqueue()
     b = async_task.enqueue()
-    drain(app)
+    assert testing.drain(app) == 2
     assert seen["sync"] == (a.id, "ctx.sync", 1, {"scheduled_for": "2026-12-01T00:00:00+00:00"})
     assert seen["async"] == (b.id, "ctx.async", 1)
     assert app.get_job(a.id).progress == {"done": 1, "of": 2}

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
 import pgqueue
+from pgqueue import testing
 from pgqueue._bulk import COPY_MIN
 
 
@@ -50,14 +51,17 @@ def listening(dsn: str) -> Iterator[Callable[[], list[str]]]:
 
 
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
-def test_psycopg_connection(clean_db: str, task: Any, outcome: str) -> None:
+def test_psycopg_connection(clean_db: str, app: pgqueue.App, task: Any, outcome: str) -> None:
     with listening(clean_db) as notes, psycopg.connect(clean_db) as conn:
         conn.execute("CREATE TEMP TABLE business (x int)")
         job = task.options(connection=conn).enqueue(42)
         task.enqueue(43, connection=conn)  # the short form joins too
-        assert count(clean_db) == 0  # not visible before commit
+        testing.refute_enqueued(app, task)  # not visible before commit
         getattr(conn, outcome)()
-        assert count(clean_db) == (2 if outcome == "commit" else 0)
+        if outcome == "commit":
+            assert [j.args for j in testing.assert_enqueued(app, task, count=2)] == [[42], [43]]
+        else:
+            testing.refute_enqueued(app, task)
         assert notes() == (["tx"] if outcome == "commit" else [])
     assert job.id > 0
 

@@ -17,18 +17,26 @@ from pgqueue.worker._config import (
     DEFAULT_SHUTDOWN_GRACE,
     RESCUE_INTERVAL,
 )
+from pgqueue.worker._log import JsonFormatter
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
-def configure_logging(level: str) -> None:
-    """``time level logger event=... k=v`` lines on stderr."""
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """``time level logger event=... k=v`` lines on stderr; with ``json``, the same
+    fields as one JSON object per line."""
     if level.lower() not in LOG_LEVELS:
         raise fail(f"--log-level must be one of: {', '.join(LOG_LEVELS)}")
+    if log_format.lower() not in LOG_FORMATS:
+        raise fail(f"--log-format must be one of: {', '.join(LOG_FORMATS)}")
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if log_format.lower() == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("pgqueue").setLevel(getattr(logging, level.upper()))
 
 
@@ -98,6 +106,9 @@ def worker(
         str | None, typer.Option(help="How to start processes: fork (default) or spawn.")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="text (time level logger k=v) or json (one object per line).")
+    ] = "text",
     dsn: DsnOption = None,
 ) -> None:
     """Run jobs: claim, run, record; SIGTERM drains gracefully, a second SIGTERM aborts.
@@ -106,7 +117,7 @@ def worker(
     scheduler and the pruner. Exit code 0 after a clean drain, 1 when running
     jobs had to be released.
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     the_app = load_app(app, dsn)
     names, weights = parse_queues(queues)
     if fair and weights is None and names is not None:

@@ -43,6 +43,7 @@ from pgqueue.worker._config import (
     parse_queues,
 )
 from pgqueue.worker._executor import JobTimeout
+from pgqueue.worker._log import JsonFormatter
 from pgqueue.worker._supervisor import Supervisor
 from pgqueue.worker._worker import Worker
 
@@ -55,6 +56,7 @@ __all__ = [
     "EXIT_OK",
     "RECYCLE_EXIT_CODE",
     "JobTimeout",
+    "JsonFormatter",
     "Supervisor",
     "Worker",
     "WorkerConfig",

@@ -116,6 +116,7 @@ class Executor:
                 cfg.retry or self._registry.retry,
                 cfg.transactional,
             )
+            plan.fn = self._registry.hooks.wrap_execute(task, _context.current_job)  # middleware
         self._plans[name] = plan
         return plan
 
