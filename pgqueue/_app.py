@@ -149,6 +149,7 @@ class App:
         lease: float | None = None,
         retry: RetryPolicy | None = None,
         transactional: bool = False,
+        unique_scope: str = "task",
     ) -> Callable[[F], Task[Any, Any]]: ...
 
     def task(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]

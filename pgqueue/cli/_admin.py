@@ -76,6 +76,9 @@ def enqueue(
     delay: Annotated[float, typer.Option(help="Seconds before it may run.")] = 0.0,
     max_attempts: Annotated[int, typer.Option(help="Attempts before dead.")] = 3,
     unique_key: Annotated[str | None, typer.Option(help="At most one unfinished job.")] = None,
+    unique_scope: Annotated[
+        str, typer.Option(help="Where the key is unique: task, queue or global.")
+    ] = "task",
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -89,6 +92,7 @@ def enqueue(
         delay=delay,
         max_attempts=max_attempts,
         unique_key=unique_key,
+        unique_scope=unique_scope,
     )
     job = plain_app(dsn).enqueue_many([spec])[0]
     if as_json:
