@@ -86,14 +86,20 @@ def test_claim_takes_up_to_limit_in_order_and_skips_locked_rows(
     assert states == ("running", 1, "w1", True, True)
 
 
-def test_claim_commits_without_waiting_for_its_wal_flush(db: psycopg.Connection[Any]) -> None:
-    """A claim lost in a crash is harmless (the lease token fences the first run): no fsync."""
-    insert_jobs(db, 1)
-    before = db.execute("SHOW synchronous_commit").fetchone()
+def test_claim_is_durable_unless_claim_commit_says_otherwise(db: psycopg.Connection[Any]) -> None:
+    """The claim commits with the session's synchronous_commit (a crash cannot undo a
+    started attempt: test_claim_durability); ``pgqueue.claim_commit`` overrides it for
+    the claim's transaction alone."""
+    insert_jobs(db, 2)
+    db.execute("SET synchronous_commit = on")
+    with db.transaction():
+        assert len(claim(db, 1)) == 1
+        assert db.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    db.execute("SET pgqueue.claim_commit = 'off'")
     with db.transaction():
         assert len(claim(db, 1)) == 1
         assert db.execute("SHOW synchronous_commit").fetchone() == ("off",)
-    assert db.execute("SHOW synchronous_commit").fetchone() == before  # that transaction only
+    assert db.execute("SHOW synchronous_commit").fetchone() == ("on",)  # that transaction only
 
 
 def test_claim_skips_future_and_paused(db: psycopg.Connection[Any]) -> None:
