@@ -54,18 +54,19 @@ def producer(dsn: str, queue: str, n: int, out: dict[str, Any], started: threadi
         conn.commit()
 
 
-@pytest.mark.parametrize("bulk", [False, True], ids=["single", "enqueue_many"])
-def test_two_producers_in_open_transactions_cannot_overflow(clean_db: str, bulk: bool) -> None:
+@pytest.mark.parametrize("path", ["single", "enqueue_many", "copy"])
+def test_two_producers_in_open_transactions_cannot_overflow(clean_db: str, path: str) -> None:
+    first_n = 64 if path == "copy" else 3  # COPY from 64 jobs up
     with pgqueue.App(clean_db) as app:
-        app.set_queue("capped", max_depth=4)
+        app.set_queue("capped", max_depth=first_n + 1)
         task = app.task_ref("t.p", queue="capped")
         with psycopg.connect(clean_db) as first:
-            # The first producer takes 3 of the 4 places and keeps its transaction open.
-            if bulk:
-                app.enqueue_many([task.job(i) for i in range(3)], connection=first)
-            else:
-                for i in range(3):
+            # The first producer takes all places but one, and keeps its transaction open.
+            if path == "single":
+                for i in range(first_n):
                     task.options(connection=first).enqueue(i)
+            else:
+                app.enqueue_many([task.job(i) for i in range(first_n)], connection=first)
 
             out: dict[str, Any] = {}
             started = threading.Event()
@@ -80,7 +81,7 @@ def test_two_producers_in_open_transactions_cannot_overflow(clean_db: str, bulk:
 
     assert not second.is_alive()
     assert out == {"pid": out["pid"], "enqueued": 1, "full": True}
-    assert waiting(clean_db, "capped") == 4
+    assert waiting(clean_db, "capped") == first_n + 1
 
 
 def test_unlimited_queues_take_no_lock(clean_db: str) -> None:
