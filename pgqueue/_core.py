@@ -233,5 +233,6 @@ def format_error(exc: BaseException, attempt: int, tb: str, at: datetime) -> dic
         "attempt": attempt,
         "at": at.isoformat(),
         "error": f"{type(exc).__name__}: {exc}",
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",  # importable path
         "traceback": tb,
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import select
 import sys
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
@@ -177,16 +178,24 @@ class Database:
             return DatabaseUnavailable(f"PostgreSQL at {where} is read-only: {first_line(exc)}")
         return DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {first_line(exc)}")
 
+    def _translated(self, exc: BaseException) -> BaseException:
+        """``exc`` as pgqueue's own error when it says the server is unreachable
+        or read-only; else ``exc`` itself."""
+        if is_connection_error(exc) or (
+            isinstance(exc, psycopg.Error) and exc.sqlstate == "25006"
+        ):
+            return self.unavailable(exc)
+        return exc
+
     @contextmanager
     def _mapped(self) -> Iterator[None]:
         try:
             yield
         except (psycopg.Error, PoolTimeout, OSError) as exc:
-            if is_connection_error(exc) or (
-                isinstance(exc, psycopg.Error) and exc.sqlstate == "25006"
-            ):
-                raise self.unavailable(exc) from exc
-            raise
+            mapped = self._translated(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
 
     # -- dedicated connections (notifier, heartbeat, completer, loops) --------
 
@@ -223,7 +232,7 @@ class Database:
         with self._lock:
             if self._pool is None:
                 pool: ConnectionPool[Any] = ConnectionPool(
-                    dsn, name="pgqueue", check=ConnectionPool.check_connection,
+                    dsn, name="pgqueue", check=_check,
                     **self._pool_kwargs(),
                 )  # fmt: skip
                 pool.open()
@@ -239,7 +248,7 @@ class Database:
         if self._pool_async is None:
             dsn = await self.resolve_async()
             apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                dsn, name="pgqueue-async", check=AsyncConnectionPool.check_connection,
+                dsn, name="pgqueue-async", check=_check_async,
                 **self._pool_kwargs(),
             )  # fmt: skip
             await apool.open()
@@ -268,8 +277,15 @@ class Database:
             with self._mapped():
                 yield sync_connection(connection)
             return
-        with self._mapped(), self.pool().connection() as conn:
-            yield conn
+        # The single-enqueue hot path: one context manager, no extra frames.
+        try:
+            with (self._pool or self.pool()).connection() as conn:
+                yield conn
+        except (psycopg.Error, PoolTimeout, OSError) as exc:
+            mapped = self._translated(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
 
     @asynccontextmanager
     async def connection_async(
@@ -340,6 +356,28 @@ class Database:
     async def close_async(self) -> None:
         await self.close_pool_async()
         await asyncio.to_thread(self.close)
+
+
+def _readable(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Has the server sent something to an idle connection? A restart, a
+    terminated backend or a shutdown leaves the socket readable (a FATAL
+    message, then EOF); a healthy idle one is silent."""
+    if conn.closed or getattr(conn, "broken", False):
+        return True
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
+
+
+def _check(conn: psycopg.Connection[Any]) -> None:
+    # The pool's check, without its round trip (`check_connection` sends an
+    # empty query per checkout: +40 µs of client CPU on every single enqueue).
+    if _readable(conn):
+        conn.execute("")  # let the driver read it: raises if the session is gone
+
+
+async def _check_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    if _readable(conn):
+        await conn.execute("")
 
 
 def _execute_rows(cur: Any) -> Rows:

@@ -2,8 +2,10 @@
 
 Counters and histograms are fed by the worker as jobs finish; queue depth and
 oldest age are read from ``pgqueue.jobs`` when Prometheus scrapes (cached for
-a few seconds, so many scrapers cost one query). With ``--processes N``,
-child ``k`` serves on ``port + k``.
+a few seconds, so many scrapers cost one query). With ``--processes N`` the
+supervisor serves one endpoint for all its children (``aggregate_registry``,
+see ``pgqueue.worker._metrics_mp``): counters sum over every child that ran,
+recycled ones included.
 
 Metrics:
 
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pgqueue._sql import query
@@ -73,6 +75,36 @@ class _QueueCollector(Collector):
         yield oldest
 
 
+class _Merged(Collector):
+    """Every process's multiprocess files in ``path``, merged at scrape time."""
+
+    def __init__(self, path: str, lock: threading.Lock) -> None:
+        self._path = path
+        self._lock = lock  # held by whoever rewrites the files (the supervisor)
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        with self._lock:
+            merged = list(MultiProcessCollector(None, self._path).collect())
+        yield from merged
+
+
+def aggregate_registry(
+    database: Database,
+    path: str,
+    lock: threading.Lock,
+    *,
+    queue_cache_seconds: float = QUEUE_CACHE_SECONDS,
+) -> CollectorRegistry:
+    """What a supervisor serves: its children's metrics (prometheus_client's
+    multiprocess files in ``path``) and the queue figures, read once per scrape."""
+    registry = CollectorRegistry()
+    registry.register(_Merged(path, lock))
+    registry.register(_QueueCollector(database, queue_cache_seconds))
+    return registry
+
+
 class WorkerMetrics:
     """The metrics of one worker process; call the ``on_*`` hooks as things happen."""
 
@@ -92,7 +124,9 @@ class WorkerMetrics:
         )  # fmt: skip
         self.retries = Counter("pgqueue_retries", "Attempts that retry", ["task"], registry=r)
         self.rescues = Counter("pgqueue_lease_rescues", "Expired leases rescued", registry=r)
-        self.slots = Gauge("pgqueue_worker_slots", "Slots of this process", ["state"], registry=r)
+        # livesum: under a supervisor, the sum over its live children.
+        self.slots = Gauge("pgqueue_worker_slots", "Slots of this process", ["state"],
+                           registry=r, multiprocess_mode="livesum")  # fmt: skip
         r.register(_QueueCollector(database, queue_cache_seconds))
         self._server: Any = None
 

@@ -87,7 +87,7 @@ def worker(
     ] = 30 * 86_400.0,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve Prometheus metrics on this port (process k: port + k)."),
+        typer.Option(help="Serve Prometheus metrics on this port (one for all processes)."),
     ] = None,
     start_method: Annotated[
         str | None, typer.Option(help="How to start processes: fork (default) or spawn.")

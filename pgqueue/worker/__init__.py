@@ -13,6 +13,7 @@ Worker -> executor -> completer, around an asyncio loop::
     _limits.py      queues with max_running / rate_limit: their own claim
     _services.py    rescuer, scheduler, pruner, Prometheus metrics
     _supervisor.py  --processes P: restarts crashed children, recycles them
+    _metrics_mp.py  --processes P: one /metrics for the supervisor and its children
     _config.py      WorkerConfig and its defaults
     _connect.py, _claimed.py, _log.py, _signals.py: small shared pieces
 

@@ -65,7 +65,7 @@ class WorkerConfig:
     pruner: bool = True  # delete finished jobs past their retention (not in burst)
     retention: float = 86_400.0  # pruner: seconds to keep succeeded/cancelled jobs
     dead_retention: float = 30 * 86_400.0  # pruner: seconds to keep dead jobs
-    metrics_port: int | None = None  # serve Prometheus metrics (child k: port + k)
+    metrics_port: int | None = None  # serve Prometheus metrics (a supervisor: for all)
     completer_batch: int = COMPLETER_BATCH
     completer_linger: float = COMPLETER_LINGER
     fetch_cooldown: float = FETCH_COOLDOWN

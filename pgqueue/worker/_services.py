@@ -5,7 +5,8 @@
 * The scheduler (cron, after upserting the app's schedules) and the pruner
   (retention), in one process per supervisor (child 0), and never in burst
   mode (``until_empty``: a cron fire would keep a draining worker alive).
-* Prometheus metrics on ``metrics_port`` (child k of a supervisor on port + k).
+* Prometheus metrics on ``metrics_port``, or, in a supervisor's child, into the
+  supervisor's shared files (``_metrics_mp``).
 
 Each runs on a thread of its own with its own connection; ``stop`` is idempotent.
 """
@@ -16,6 +17,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from pgqueue.maintenance.rescuer import Rescuer
+from pgqueue.worker import _metrics_mp
 
 if TYPE_CHECKING:
     from pgqueue._db import Database
@@ -36,11 +38,14 @@ class Services:
 
     def start(self) -> None:
         cfg = self._config
-        if cfg.metrics_port is not None:
+        if cfg.metrics_port is not None or _metrics_mp.in_supervised_child():
             from pgqueue.metrics import WorkerMetrics
 
+            if cfg.metrics_port is None:  # the supervisor serves what this process records
+                _metrics_mp.enable_in_child()
             self.metrics = WorkerMetrics(self._database)
-            self.metrics.serve(cfg.metrics_port)
+            if cfg.metrics_port is not None:
+                self.metrics.serve(cfg.metrics_port)
         if cfg.rescue:
             self.rescuer = Rescuer(self._database, interval=cfg.rescue_interval)
             self._loops.append(self.rescuer)

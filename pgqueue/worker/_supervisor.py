@@ -10,7 +10,8 @@
   is replaced at once. In burst mode a child that exits 0 (its queues are
   drained) is not replaced.
 * Child 0 runs the scheduler and the pruner (when enabled); every child runs
-  a rescuer; child k serves metrics on ``metrics_port + k``.
+  a rescuer; the supervisor serves one ``/metrics`` for all children on
+  ``metrics_port`` (``_metrics_mp``).
 * SIGTERM/SIGINT to the parent: SIGTERM to every child (graceful), a second
   signal forwards a second SIGTERM (children abort). Children ignore SIGINT,
   so Ctrl-C in a terminal reaches them once, through the parent. A child
@@ -35,6 +36,7 @@ from pgqueue._errors import ConfigurationError
 from pgqueue._spec import import_object
 from pgqueue.worker._config import EXIT_ABORTED, EXIT_OK, RECYCLE_EXIT_CODE, WorkerConfig
 from pgqueue.worker._log import log
+from pgqueue.worker._metrics_mp import SupervisorMetrics
 
 if TYPE_CHECKING:
     from pgqueue._db import Database
@@ -97,6 +99,7 @@ class Supervisor:
         self._method = method
         self._signals = 0
         self.restarts = 0
+        self._metrics: SupervisorMetrics | None = None
 
     def run(self) -> int:
         dsn = self.database.resolve()
@@ -106,6 +109,7 @@ class Supervisor:
             max_tasks=self.config.max_tasks_per_child,
             parent_pid=os.getpid(),
             worker_id=None,
+            metrics_port=None,  # the supervisor serves the children's metrics
         )
         target: Ports | str = (
             (self.database, self.registry) if self._method == "fork" else str(self.config.app_spec)
@@ -120,6 +124,9 @@ class Supervisor:
             pid=os.getpid(),
         )
         try:
+            if self.config.metrics_port is not None:
+                self._metrics = SupervisorMetrics(self.database, self.config.metrics_port)
+                self._metrics.start()
             for slot in slots:
                 self._spawn(slot, target, dsn, child)
             forwarded = 0
@@ -134,6 +141,8 @@ class Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self._metrics is not None:
+                self._metrics.close()
         clean = all(s.last_code in (EXIT_OK, RECYCLE_EXIT_CODE) for s in slots)
         code = EXIT_OK if clean else EXIT_ABORTED
         log(logging.INFO, "supervisor_stop", exit_code=code, restarts=self.restarts)
@@ -181,6 +190,8 @@ class Supervisor:
         if proc.is_alive():
             return
         proc.join()
+        if self._metrics is not None:
+            self._metrics.child_exited(proc.pid)
         code = proc.exitcode
         slot.last_code = code
         slot.process = None
