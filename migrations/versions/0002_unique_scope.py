@@ -44,22 +44,23 @@ RETURNS TABLE (queue_name text, depth_limit integer, waiting bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     q text;
+    lim integer;
 BEGIN
     -- In name order, so that producers locking the same queues cannot deadlock.
-    FOR q IN SELECT DISTINCT l.name FROM pgqueue.queues AS l
-             WHERE l.name = ANY(queues) AND l.max_depth IS NOT NULL ORDER BY 1 LOOP
+    FOR q, lim IN SELECT l.name, l.max_depth FROM pgqueue.queues AS l
+                  WHERE l.name = ANY(queues) AND l.max_depth IS NOT NULL
+                  ORDER BY l.name LOOP
         PERFORM pg_advisory_xact_lock(7250005, hashtext(q));
+        -- A new statement, so a new snapshot (READ COMMITTED): it sees the jobs
+        -- committed by every producer that held the lock before this one.
+        SELECT count(*) INTO waiting
+        FROM (SELECT 1 FROM pgqueue.jobs AS j
+              WHERE j.queue = q AND j.status IN ('queued', 'failed')
+              LIMIT lim + 1) AS w;
+        queue_name := q;
+        depth_limit := lim;
+        RETURN NEXT;
     END LOOP;
-    -- A new statement, so a new snapshot (READ COMMITTED): it sees the jobs
-    -- committed by every producer that held the lock before this one.
-    RETURN QUERY
-        SELECT l.name, l.max_depth,
-               (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-                                      WHERE j.queue = l.name
-                                        AND j.status IN ('queued', 'failed')
-                                      LIMIT l.max_depth + 1) AS w)
-        FROM pgqueue.queues AS l
-        WHERE l.name = ANY(queues) AND l.max_depth IS NOT NULL;
 END
 $$;
 """
