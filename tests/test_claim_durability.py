@@ -8,12 +8,15 @@ server crashes (``pg_ctl stop -m immediate``).
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from test_worker_app import executions, prepare_tables, scalar, wait_until, worker_process
 
+import pgqueue
 from pgqueue._embedded import LocalCluster
 from pgqueue._sql import query
 
@@ -70,3 +73,27 @@ def test_a_claim_survives_a_server_crash(server: LocalCluster) -> None:
         statuses = conn.execute("SELECT DISTINCT status FROM pgqueue.jobs").fetchall()
     assert statuses == [("dead",)]
 
+
+
+def test_jobs_running_through_a_server_crash_run_once(server: LocalCluster) -> None:
+    """A real worker: the crash hits while its tasks run; they finish, their outcomes
+    are accepted after the restart (the claims, lease tokens included, survived),
+    and no job runs a second time."""
+    dsn = durable(server.dsn)
+    prepare_tables(dsn)
+    with pgqueue.App(dsn) as app:
+        task = app.task_ref("t.sleep").options(max_attempts=1)
+        app.enqueue_many([task.job(k, 1.5) for k in range(6)])
+    with worker_process(dsn, "--concurrency", "6") as worker:
+        wait_until(lambda: executions(dsn) == 6)
+        server.restart("immediate")
+        wait_until(lambda: scalar(dsn, FINISHED) == 6, timeout=40)
+        worker.signal(signal.SIGTERM)
+        worker.wait()
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT status, attempts, count(*) FROM pgqueue.jobs GROUP BY 1, 2")
+        assert rows.fetchall() == [("succeeded", 1, 6)], worker.output()
+    assert executions(dsn) == 6
+
+
+FINISHED = "SELECT count(*) FROM pgqueue.jobs WHERE status IN ('succeeded', 'dead', 'cancelled')"
