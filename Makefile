@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Django 6 on a CPython >= 3.12, built and reused by tests/test_example_django.py.
+VENV_DJANGO6 := .venv-django6
 LINT_PATHS := $(wildcard pgqueue tests benchmarks migrations)
 
 .PHONY: install test lint demo bench clean distclean
@@ -39,11 +41,12 @@ bench: $(STAMP) $(BENCH_STAMP)
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
-	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./$(VENV_DJANGO6) \) -prune -o -name __pycache__ -type d \
+		-exec rm -rf {} +
 
-# Also the virtualenv and the embedded development database (./.pgqueue).
+# Also the virtualenvs and the embedded development database (./.pgqueue).
 distclean: clean
 	if [ -d .pgqueue ] && [ -x $(BIN)/python ]; then \
 		$(BIN)/python -c "from pathlib import Path; from pgqueue._embedded import LocalCluster; LocalCluster(Path('.pgqueue/data')).destroy()"; \
 	fi
-	rm -rf .pgqueue $(VENV)
+	rm -rf .pgqueue $(VENV) $(VENV_DJANGO6)

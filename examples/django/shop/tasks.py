@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 try:
@@ -31,6 +32,18 @@ def which_attempt(context: Any) -> dict[str, Any]:
 @task()
 def refuse(reason: str) -> None:
     raise ValueError(reason)
+
+
+@task()
+def reserve(sku: str, quantity: int) -> tuple[str, int]:
+    """A tuple comes back as a list: return values are JSON."""
+    return sku, quantity
+
+
+@task()
+def next_delivery() -> datetime.datetime:
+    """A datetime is not JSON: the attempt fails (return ``.isoformat()`` instead)."""
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 @task()

@@ -10,14 +10,24 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from shop.models import Order
-from shop.tasks import add, call_flaky_provider, refuse, send_confirmation, which_attempt
+from shop.tasks import (
+    add,
+    call_flaky_provider,
+    next_delivery,
+    refuse,
+    reserve,
+    send_confirmation,
+    which_attempt,
+)
 
 try:
     from django.tasks import TaskResultStatus, default_task_backend
-    from django.tasks.exceptions import TaskResultDoesNotExist
+    from django.tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
+    from django.tasks.signals import task_enqueued, task_finished, task_started
 except ImportError:
     from django_tasks import TaskResultStatus, default_task_backend
-    from django_tasks.exceptions import TaskResultDoesNotExist
+    from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
+    from django_tasks.signals import task_enqueued, task_finished, task_started
 
 
 class Boom(Exception):
@@ -92,6 +102,9 @@ def test_unknown_result_ids(jobs: Any) -> None:
     for bad in ("999999", "not-a-number"):
         with pytest.raises(TaskResultDoesNotExist):
             default_task_backend.get_result(bad)
+    other = refuse.enqueue("no")  # exists, but is another task's
+    with pytest.raises(TaskResultMismatch):
+        add.get_result(other.id)
 
 
 def test_the_view_places_an_order_and_its_job_together(jobs: Any) -> None:
@@ -160,11 +173,6 @@ def test_bad_options_are_one_clear_error() -> None:
 
 
 def test_django_task_signals_are_sent(jobs: Any) -> None:
-    try:
-        from django.tasks.signals import task_enqueued, task_finished, task_started
-    except ImportError:
-        from django_tasks.signals import task_enqueued, task_finished, task_started
-
     seen: list[tuple[str, str, str]] = []
 
     def note(signal_name: str) -> Any:
@@ -200,3 +208,25 @@ def test_retries_on_a_backend_with_more_attempts(jobs: Any) -> None:
     assert result.attempts == 2
     (error,) = result.errors  # the first attempt's
     assert error.exception_class is ConnectionError
+
+
+def test_return_values_are_json_and_one_that_is_not_fails(jobs: Any) -> None:
+    finished: dict[str, Any] = {}
+
+    def receiver(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        finished[task_result.task.name] = (str(task_result.status), task_result._return_value)
+
+    task_finished.connect(receiver, weak=False)
+    try:
+        pair = reserve.enqueue("sku-1", 2)
+        late = next_delivery.enqueue()
+        run_worker()
+    finally:
+        task_finished.disconnect(receiver)
+    assert reserve.get_result(pair.id).return_value == ["sku-1", 2]
+    failed = next_delivery.get_result(late.id)
+    assert failed.status == TaskResultStatus.FAILED
+    (error,) = failed.errors
+    assert error.exception_class is TypeError and "datetime" in error.traceback
+    # The signal says what get_result() says: a list, and FAILED (not SUCCESSFUL).
+    assert finished == {"reserve": ("SUCCESSFUL", ["sku-1", 2]), "next_delivery": ("FAILED", None)}

@@ -2,7 +2,9 @@
 
 Django 6 needs Python 3.12; on older Pythons (or Django 4.2 to 5.2) the
 ``django-tasks`` package provides the same API as ``django_tasks``, which
-``pgqueue[django]`` installs there. The two differ only in one exception name.
+``pgqueue[django]`` installs there. The two differ only in one exception name
+(``InvalidTask``, ``InvalidTaskError`` in the backport) and in where
+``normalize_json`` lives.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ try:
     from django.tasks.base import TaskError
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
     from django.tasks.signals import task_enqueued, task_finished, task_started
+    from django.utils.json import normalize_json
 except ImportError:
     try:
         from django_tasks import (
@@ -28,6 +31,7 @@ except ImportError:
         )
         from django_tasks.exceptions import TaskResultDoesNotExist
         from django_tasks.signals import task_enqueued, task_finished, task_started
+        from django_tasks.utils import normalize_json
     except ImportError:
         raise ImportError(
             "pgqueue.contrib.django needs Django 6 (django.tasks) or, on older Django, "
@@ -43,6 +47,7 @@ __all__ = [
     "TaskResult",
     "TaskResultDoesNotExist",
     "TaskResultStatus",
+    "normalize_json",
     "task_backends",
     "task_enqueued",
     "task_finished",

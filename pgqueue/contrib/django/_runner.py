@@ -26,6 +26,7 @@ from pgqueue.contrib.django._compat import (
     TaskError,
     TaskResult,
     TaskResultStatus,
+    normalize_json,
     task_finished,
     task_started,
 )
@@ -42,7 +43,7 @@ def make_runner(get_task: Callable[[], Any], alias: str) -> Callable[..., Any]:
         # Like around a request: connections past CONN_MAX_AGE (or broken) are closed.
         close_old_connections()
         try:
-            value = task.func(*_arguments(task, result, args), **kwargs)
+            value = normalize_json(task.func(*_arguments(task, result, args), **kwargs))
         except Exception as exc:
             _failed(task, result, exc)
             raise
@@ -55,7 +56,7 @@ def make_runner(get_task: Callable[[], Any], alias: str) -> Callable[..., Any]:
         task = get_task()
         result = _started(task, alias, args, kwargs)
         try:
-            value = await task.func(*_arguments(task, result, args), **kwargs)
+            value = normalize_json(await task.func(*_arguments(task, result, args), **kwargs))
         except Exception as exc:
             _failed(task, result, exc)
             raise
