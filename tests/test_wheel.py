@@ -73,3 +73,15 @@ def test_installed_wheel_migrates_a_fresh_database(venv: Path, fresh_db_dsn: str
             " to_regclass('public.pgqueue_alembic_version') IS NOT NULL"
         ).fetchone()
     assert row == (True, True, True)
+
+
+@pytest.mark.timeout(300)
+def test_installed_wheel_ships_the_dashboard_and_names_its_extra(venv: Path) -> None:
+    (web,) = venv.glob("lib/python*/site-packages/pgqueue/web")
+    assert (web / "static" / "htmx.min.js").is_file()
+    assert (web / "templates" / "base.html").is_file()
+    # The core install has no web extra: one line that says what to install.
+    out = subprocess.run([str(venv / "bin" / "pgqueue"), "web", "--dsn", "postgresql://nowhere/x"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert "pip install 'pgqueue[web]'" in out.stderr and out.stderr.count("\n") == 1
