@@ -28,9 +28,10 @@ def _with_db(dsn: str, name: str) -> str:
 
 
 @contextmanager
-def fresh_database(prefix: str = "pgqueue_bench") -> Iterator[str]:
-    """Create a database, migrate it, yield its DSN, drop it."""
-    server = server_dsn()
+def fresh_database(prefix: str = "pgqueue_bench", server: str | None = None) -> Iterator[str]:
+    """Create a database (on ``server``, else ``server_dsn()``), migrate it, yield its DSN,
+    drop it."""
+    server = server or server_dsn()
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -30,3 +30,9 @@ async def anoop() -> None:
 @app.task(name="bench.sleep", queue=QUEUE)
 def sleep() -> None:
     time.sleep(SLOW_SECONDS)
+
+
+@app.task(name="bench.sink", queue=QUEUE)
+def sink(payload: str) -> None:
+    """Takes a payload and does nothing (the pinned-horizon producer's jobs)."""
+    return None

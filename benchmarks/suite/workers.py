@@ -3,7 +3,8 @@
 KIND: ``pgqueue`` (``app.run_worker``; ``processes`` > 1 is pgqueue's own
 supervisor), ``ceiling`` (the plain SQL loop), ``procrastinate``,
 ``pgqueuer``. CONFIG: a JSON object with at least ``dsn`` and ``burst``
-(exit once the queue is empty). Started and stopped by ``procs.py``.
+(exit once the queue is empty); ``claim_log``: a file each claim's duration
+is appended to. Started and stopped by ``procs.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ def run_pgqueue(config: dict[str, Any]) -> int:
     from benchmarks.suite.tasks import app
 
     options: dict[str, Any] = {}
+    if config.get("claim_log"):
+        from benchmarks.horizon_worker import time_claims
+
+        time_claims(config["claim_log"])
     if config.get("max_tasks"):
         options["max_tasks"] = int(config["max_tasks"])
     code = app.run_worker(

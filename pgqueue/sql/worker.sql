@@ -30,6 +30,54 @@ WITH candidates AS (
 )
 {lease_candidates}
 
+-- name: claim_after
+-- The claim from moving lower bounds: each segment scans one queue's priority range,
+-- a known priority only from %(seg_after)s on (the run_at this worker last claimed there,
+-- minus a slack), so dead entries of the claimed prefix are not walked again while the
+-- MVCC horizon is pinned. Segments come in claim order; jobs behind a bound (long
+-- transactions' enqueues, released or rescued jobs) wait for the next plain `claim`.
+WITH candidates AS (
+    SELECT j.id
+    FROM unnest(%(seg_queue)s::text[], %(seg_above)s::int[], %(seg_below)s::int[],
+                %(seg_priority)s::smallint[], %(seg_after)s::timestamptz[])
+         WITH ORDINALITY AS s(queue, above, below, priority, after, pos)
+    CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+    CROSS JOIN LATERAL (
+        SELECT * FROM (
+            SELECT id, priority, run_at
+            FROM pgqueue.jobs
+            WHERE s.priority IS NULL
+              AND queue = s.queue
+              AND priority > s.above AND priority < s.below
+              AND status IN ('queued', 'failed')
+              AND run_at <= now()
+            ORDER BY priority DESC, run_at, id
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        ) AS span
+        UNION ALL
+        SELECT * FROM (
+            SELECT id, priority, run_at
+            FROM pgqueue.jobs
+            WHERE s.priority IS NOT NULL
+              AND queue = s.queue
+              AND priority = s.priority
+              AND run_at >= s.after
+              AND status IN ('queued', 'failed')
+              AND run_at <= now()
+            ORDER BY priority DESC, run_at, id
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        ) AS level
+        LIMIT %(limit)s
+    ) AS j
+    WHERE s.queue NOT IN (SELECT name FROM pgqueue.queues
+                          WHERE paused OR max_running IS NOT NULL OR rate_limit IS NOT NULL)
+    ORDER BY s.pos, j.priority DESC, j.run_at, j.id
+    LIMIT %(limit)s
+)
+{lease_candidates}
+
 -- name: complete
 -- Record finished attempts in one statement, fenced by status and lease token;
 -- retries wake their queue, finished jobs wake result waiters.
@@ -171,5 +219,6 @@ SET status = 'running',
 -- may be planned as a hash join over the whole table).
 WHERE jobs.id = ANY(ARRAY(SELECT id FROM candidates))
 -- JSON as text: the worker decodes it itself, skipping the decoder for empty ones.
+-- priority and run_at: the worker's claim bounds (see claim_after).
 RETURNING jobs.id, jobs.queue, jobs.task, jobs.args::text, jobs.kwargs::text, jobs.attempts,
-          jobs.max_attempts, jobs.meta::text
+          jobs.max_attempts, jobs.meta::text, jobs.priority, jobs.run_at

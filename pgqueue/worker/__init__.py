@@ -11,6 +11,7 @@ Worker -> executor -> completer, around an asyncio loop::
     _completer.py   batches outcomes into one `complete` statement per flush
     _heartbeat.py   lease renewal and the worker row, on a thread of its own
     _limits.py      queues with max_running / rate_limit: their own claim
+    _bounds.py      where each claim starts: after the claimed prefix (pinned horizons)
     _services.py    rescuer, scheduler, pruner, Prometheus metrics
     _supervisor.py  --processes P: restarts crashed children, recycles them
     _metrics_mp.py  --processes P: one /metrics for the supervisor and its children

@@ -30,8 +30,10 @@ class Claimed:
     )
 
     def __init__(self, row: tuple[Any, ...], lease: float, token: str) -> None:
-        # args, kwargs and meta arrive as JSON text (see lease_candidates).
-        self.id, self.queue, self.task, args, kwargs, self.attempts, self.max_attempts, meta = row
+        # args, kwargs and meta arrive as JSON text (see lease_candidates); the
+        # trailing priority and run_at are for the claim bounds (_bounds.py).
+        head = row[:8]
+        self.id, self.queue, self.task, args, kwargs, self.attempts, self.max_attempts, meta = head
         self.args = [] if args == "[]" else loads(args)
         self.kwargs = {} if kwargs == "{}" else loads(kwargs)
         self.meta = {} if meta == "{}" else loads(meta)

@@ -1,8 +1,9 @@
 """The worker: an asyncio loop that claims jobs into free slots and starts them.
 
-Each turn claims up to the number of free slots in ONE statement (``claim``:
-``FOR UPDATE SKIP LOCKED`` through ``jobs_claim_idx``; no transaction stays
-open while jobs run) and hands the jobs to the executor. A full batch means
+Each turn claims up to the number of free slots in ONE statement (``claim``,
+or ``claim_after`` from the bounds of ``_bounds.py``: ``FOR UPDATE SKIP
+LOCKED`` through ``jobs_claim_idx``; no transaction stays open while jobs
+run) and hands the jobs to the executor. A full batch means
 there may be more: the loop claims again as soon as slots free up. A short
 batch means the queues are drained: the loop sleeps until a notification for
 one of its queues (``pgqueue_jobs``), a local retry comes due, or the poll
@@ -28,9 +29,11 @@ import logging
 import random
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pgqueue._sql import query
+from pgqueue.worker._bounds import ClaimBounds
 from pgqueue.worker._claimed import Claimed, Outcome
 from pgqueue.worker._completer import Completer
 from pgqueue.worker._config import EXIT_OK, RECYCLE_EXIT_CODE, WorkerConfig
@@ -98,6 +101,7 @@ class Worker:
         self.heartbeat: Heartbeat | None = None
         self.services = Services(database, registry, self.config)
         self.limits = LimitedQueues(self.queues)
+        self.bounds = ClaimBounds()  # where plain-queue claims start (pinned horizons)
         self.background: list[asyncio.Task[None]] = []
         self._signals = 0
         self._signal_handlers = SignalHandlers()
@@ -192,7 +196,7 @@ class Worker:
         if len(jobs) < limit:
             params["limit"] = limit - len(jobs)
             lease = self.lease
-            rows = await self.db.fetch(query("claim"), params) or ()
+            rows = await self._claim_rows(queues, params)
             jobs += [Claimed(row, lease, token) for row in rows]
         if jobs and logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -205,6 +209,19 @@ class Worker:
                 )
             )
         return jobs
+
+    async def _claim_rows(self, queues: list[str], params: dict[str, Any]) -> Sequence[Any]:
+        """One claim: from the bounds (claim_after), or from the front when due."""
+        bounds = self.bounds
+        if bounds.plain_due():
+            started = bounds.clock()
+            rows = await self.db.fetch(query("claim"), params) or ()
+            bounds.plain_done(started)
+        else:
+            segments = bounds.segments(queues)
+            rows = await self.db.fetch(query("claim_after"), {**params, **segments}) or ()
+        bounds.advance(rows)
+        return rows
 
     def _dispatch(self, jobs: list[Claimed]) -> None:
         self.claimed += len(jobs)
