@@ -9,10 +9,7 @@
 WITH candidates AS (
     SELECT j.id
     FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, pos)
-    CROSS JOIN (SELECT set_config('synchronous_commit',
-                                  coalesce(nullif(current_setting('pgqueue.claim_commit', true), ''),
-                                           current_setting('synchronous_commit')),
-                                  true)) AS claim_commit
+{claim_commit}
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at
         FROM pgqueue.jobs
@@ -41,7 +38,7 @@ WITH candidates AS (
     FROM unnest(%(seg_queue)s::text[], %(seg_above)s::int[], %(seg_below)s::int[],
                 %(seg_priority)s::smallint[], %(seg_after)s::timestamptz[])
          WITH ORDINALITY AS s(queue, above, below, priority, after, pos)
-    CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+{claim_commit}
     CROSS JOIN LATERAL (
         SELECT * FROM (
             SELECT id, priority, run_at
@@ -205,6 +202,14 @@ UPDATE pgqueue.jobs
 SET progress = %(progress)s::jsonb
 WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s::uuid
 RETURNING cancel_requested
+
+-- name: claim_commit
+-- Fragment: a claim commits with the session's synchronous_commit, or with
+-- `pgqueue.claim_commit` when that is set (claim, claim_after).
+    CROSS JOIN (SELECT set_config('synchronous_commit',
+                                  coalesce(nullif(current_setting('pgqueue.claim_commit', true), ''),
+                                           current_setting('synchronous_commit')),
+                                  true)) AS claim_commit
 
 -- name: lease_candidates
 -- Fragment: lease the rows of the `candidates` CTE (claim, claim_limited).
