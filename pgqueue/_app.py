@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
 from pgqueue import _admin, _bulk, _client, _inspect, _queues, _schedules, _wait
-from pgqueue._core import JobSpec, RetryPolicy, enqueue_one_params
+from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy, enqueue_one_params
 from pgqueue._db import Database, DatabaseConfig
 from pgqueue._errors import ConfigurationError
 from pgqueue._job import Job
@@ -51,12 +51,13 @@ class App:
         lease: float = DEFAULT_LEASE,
         connect_timeout: float = 5.0,
         prepare: bool = True,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
         self.database = Database(DatabaseConfig(
             dsn=dsn, min_connections=min_connections, max_connections=max_connections,
             connect_timeout=connect_timeout, prepare=prepare,
         ))  # fmt: skip
-        self.registry = Registry(self, retry=retry, lease=lease)
+        self.registry = Registry(self, retry=retry, lease=lease, max_payload=max_payload)
 
     def __repr__(self) -> str:
         return f"<pgqueue.App {self.database!r} tasks={len(self.registry.tasks)}>"
@@ -167,14 +168,14 @@ class App:
 
     def enqueue_one(self, spec: JobSpec, *, connection: Any = None) -> Job:
         """Insert one job (what ``task.enqueue`` does): one short statement."""
-        params = enqueue_one_params(spec)  # TypeError on non-JSON, before any I/O
+        params = enqueue_one_params(spec, self.registry.max_payload)  # bad values raise first
         limited = self.database.limited_queues
         with self.database.connection(connection) as conn:
             row = _client.enqueue_one_sync(conn, spec, params, limited)
         return Job.from_row(row, self)
 
     async def enqueue_one_async(self, spec: JobSpec, *, connection: Any = None) -> Job:
-        params = enqueue_one_params(spec)
+        params = enqueue_one_params(spec, self.registry.max_payload)
         limited = self.database.limited_queues
         async with self.database.connection_async(connection) as conn:
             row = await _client.enqueue_one_async(conn, spec, params, limited)
@@ -189,7 +190,7 @@ class App:
         specs = _check_specs(jobs)
         if len(specs) <= 1:
             return [self.enqueue_one(s, connection=connection) for s in specs]
-        batch = _bulk.prepare(specs)  # TypeError on non-JSON, before any I/O
+        batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)  # raises before I/O
         with self.database.connection(connection) as conn:
             return _client.enqueue_bulk_sync(conn, batch, self)
 
@@ -199,7 +200,7 @@ class App:
         specs = _check_specs(jobs)
         if len(specs) <= 1:
             return [await self.enqueue_one_async(s, connection=connection) for s in specs]
-        batch = _bulk.prepare(specs)
+        batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)
         async with self.database.connection_async(connection) as conn:
             return await _client.enqueue_bulk_async(conn, batch, self)
 

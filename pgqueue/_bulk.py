@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pgqueue._core import JobSpec, encode_json, enqueue_params
+from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, encode_json, enqueue_params
 from pgqueue._job import Job, inserted_row
 
 if TYPE_CHECKING:
@@ -85,20 +85,23 @@ def run_at(spec: JobSpec, now: datetime) -> datetime:
     return now + timedelta(seconds=spec.delay) if spec.delay else now
 
 
-def prepare(specs: Sequence[JobSpec], *, force: bool = False) -> Batch:
-    """Choose the path and encode every value; TypeError on non-JSON, before any I/O."""
+def prepare(
+    specs: Sequence[JobSpec], *, force: bool = False, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> Batch:
+    """Choose the path and encode every value; TypeError on non-JSON, ValueError over
+    ``max_payload``, before any I/O."""
     if len(specs) < COPY_MIN or any(s.unique_key is not None for s in specs):
-        return Batch(specs, False, enqueue_params(specs, force=force), [])
+        return Batch(specs, False, enqueue_params(specs, force=force, max_payload=max_payload), [])
     with gc_paused():
-        return _prepare_copy(specs, force)
+        return _prepare_copy(specs, force, max_payload)
 
 
-def _prepare_copy(specs: Sequence[JobSpec], force: bool) -> Batch:
+def _prepare_copy(specs: Sequence[JobSpec], force: bool, max_payload: int) -> Batch:
     encoded: list[tuple[str, str, str]] = []
     queues: dict[str, list[Any]] = {}  # name -> [count, any due now, earliest run_at]
     timed = False
     for s in specs:
-        encoded.append(encode_json(s))
+        encoded.append(encode_json(s, max_payload))
         q = queues.get(s.queue)
         if q is None:
             q = queues[s.queue] = [0, False, None]

@@ -7,7 +7,8 @@ import os
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from pgqueue._errors import ConfigurationError, DatabaseUnavailable
+from pgqueue._dsn import mask_dsn, scrub
+from pgqueue._errors import ConfigurationError, DatabaseUnavailable, first_line
 
 DSN_ENV_VARS = ("PGQUEUE_DSN", "DATABASE_URL")
 
@@ -18,24 +19,28 @@ def resolve_dsn(dsn: str | None = None) -> str | None:
     None means nothing is configured (the embedded default applies). A
     SQLAlchemy URL (``postgresql+psycopg://``) is accepted and normalised.
     """
-    for candidate in (dsn, *(os.environ.get(v) for v in DSN_ENV_VARS)):
+    sources = (("", dsn), *((f" in ${v}", os.environ.get(v)) for v in DSN_ENV_VARS))
+    for source, candidate in sources:
         if candidate:
-            return normalise_dsn(candidate)
+            return normalise_dsn(candidate, source)
     return None
 
 
-def normalise_dsn(dsn: str) -> str:
+def normalise_dsn(dsn: str, source: str = "") -> str:
+    """``dsn`` checked, SQLAlchemy URLs as plain ones; errors show it masked."""
     scheme, sep, rest = dsn.partition("://")
+    plain = dsn
     if sep and "+" in scheme:
         base = scheme.split("+", 1)[0]
         if base not in ("postgresql", "postgres"):
             raise ConfigurationError(f"not a PostgreSQL URL: {scheme}://…")
-        return f"postgresql://{rest}"
+        plain = f"postgresql://{rest}"
     try:
-        conninfo_to_dict(dsn)
+        conninfo_to_dict(plain)
     except psycopg.ProgrammingError as exc:
-        raise ConfigurationError(f"invalid DSN: {exc}") from None
-    return dsn
+        reason = scrub(first_line(exc), dsn)
+        raise ConfigurationError(f"invalid DSN{source} ({mask_dsn(dsn)}): {reason}") from None
+    return plain
 
 
 def describe(dsn: str) -> str:
@@ -51,5 +56,5 @@ def describe(dsn: str) -> str:
 
 
 def unavailable(dsn: str, exc: BaseException) -> DatabaseUnavailable:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = scrub(first_line(exc), dsn)
     return DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe(dsn)}: {reason}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +23,19 @@ JOB_FIELDS = (
     "finished_at", "last_error", "errors", "result", "progress", "cancel_requested", "meta",
 )  # fmt: skip
 
-PRIORITY_MIN, PRIORITY_MAX = -32768, 32767
+PRIORITY_MIN, PRIORITY_MAX = -32768, 32767  # smallint
+MAX_ATTEMPTS = 2**31 - 1  # integer
+MAX_DELAY = 100 * 365.25 * 86_400.0  # seconds: a century
+# UTF-8 bytes. B-tree index rows are capped at 2,704 bytes: the queue is part of
+# the claim index key, the unique key of the unique index.
+MAX_QUEUE_BYTES = 255
+MAX_TASK_BYTES = 1024
+MAX_UNIQUE_KEY_BYTES = 1024
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # bytes of args + kwargs + meta as JSON, per job
+
+_SEPARATORS = (",", ":")
+# A NUL character as JSON writes it (an escaped backslash before "u0000" is text).
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 # Where a unique key must be unique among unfinished jobs: the jobs of its task
 # (the default), of its queue, or every job enqueued with the 'global' scope.
@@ -44,11 +57,91 @@ def check_unique_scope(scope: str) -> str:
 
 
 def dumps(value: Any, what: str) -> str:
-    """Encode ``value`` as JSON or raise ``TypeError`` naming ``what``."""
+    """Encode ``value`` as JSON or raise ``TypeError`` naming ``what``.
+
+    Stricter than ``json.dumps``: no NaN, no NUL character (PostgreSQL's text
+    and jsonb refuse it), and no two keys of one object that JSON would turn
+    into the same string (``{1: "a", "1": "b"}``: one would be lost).
+    """
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} is not JSON-serialisable: {exc}") from None
+        # Sorting keys fails only on an object mixing string and non-string keys,
+        # the one way two keys can collide; it costs nothing measurable.
+        text = json.dumps(value, separators=_SEPARATORS, allow_nan=False, sort_keys=True)
+    except TypeError:
+        text = _dumps_mixed_keys(value, what)
+    except (ValueError, RecursionError) as exc:
+        raise TypeError(f"{what} is not JSON-serialisable: {_reason(exc)}") from None
+    if "\\u0000" in text and _NUL.search(text):
+        raise TypeError(f"{what} contains a NUL character (PostgreSQL cannot store it)")
+    return text
+
+
+def _dumps_mixed_keys(value: Any, what: str) -> str:
+    try:
+        text = json.dumps(value, separators=_SEPARATORS, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TypeError(f"{what} is not JSON-serialisable: {_reason(exc)}") from None
+    key = _colliding_key(value)
+    if key is not None:
+        raise TypeError(f"{what} has two keys that are both {key!r} in JSON")
+    return text
+
+
+def _reason(exc: BaseException) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
+def _json_key(key: Any) -> str:
+    """The string ``json.dumps`` makes of an object key."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool):
+        return json.dumps(key)
+    return float.__repr__(key) if isinstance(key, float) else int.__repr__(key)
+
+
+def _colliding_key(value: Any) -> str | None:
+    """A JSON key two keys of one object share, anywhere in ``value``; else None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            keys = [_json_key(k) for k in item]
+            if len(set(keys)) != len(keys):
+                return next(k for k in keys if keys.count(k) > 1)
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_name(value: Any, what: str, limit: int, *, empty: bool = False) -> None:
+    if not isinstance(value, str) or not (value or empty):
+        raise ValueError(f"{what} must be a non-empty string")
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character")
+    if len(value) * 4 > limit and len(value.encode("utf-8", "surrogatepass")) > limit:
+        raise ValueError(f"{what} is longer than {limit} bytes (UTF-8)")
+
+
+def check_queue_name(name: Any) -> str:
+    """``name`` if it can name a queue, else ``ValueError`` (empty, NUL, too long)."""
+    _check_name(name, "queue name", MAX_QUEUE_BYTES)
+    return str(name)
+
+
+def check_payload(encoded: tuple[str, str, str], task: str, limit: int) -> None:
+    """``ValueError`` when a job's JSON (args, kwargs, meta) is over ``limit`` bytes."""
+    size = len(encoded[0]) + len(encoded[1]) + len(encoded[2])  # ASCII: chars are bytes
+    if size > limit:
+        raise ValueError(
+            f"job of {task}: arguments and meta are {size} bytes as JSON,"
+            f" over the limit of {limit} (App(max_payload=...))"
+        )
 
 
 @dataclass(frozen=True)
@@ -89,20 +182,38 @@ class JobSpec:
     unique_scope: str = "task"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.task, str) or not self.task:
-            raise ValueError("task name must be a non-empty string")
-        if not isinstance(self.queue, str) or not self.queue:
-            raise ValueError("queue name must be a non-empty string")
+        _check_name(self.task, "task name", MAX_TASK_BYTES)
+        check_queue_name(self.queue)
+        if not _is_int(self.priority):
+            raise TypeError(f"priority must be an integer, not {type(self.priority).__name__}")
         if not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:
             raise ValueError(f"priority must be within [{PRIORITY_MIN}, {PRIORITY_MAX}]")
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
-        if self.delay < 0 or not math.isfinite(self.delay):
-            raise ValueError("delay must be a finite number of seconds >= 0")
-        if self.run_at is not None and self.run_at.tzinfo is None:
-            raise ValueError("run_at must be timezone-aware")
-        if self.unique_key is not None and not isinstance(self.unique_key, str):
-            raise TypeError("unique_key must be a string")
+        if not _is_int(self.max_attempts):
+            kind = type(self.max_attempts).__name__
+            raise TypeError(f"max_attempts must be an integer, not {kind}")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise ValueError(f"max_attempts must be within [1, {MAX_ATTEMPTS}]")
+        if isinstance(self.delay, bool) or not isinstance(self.delay, int | float):
+            raise TypeError(f"delay must be a number of seconds, not {type(self.delay).__name__}")
+        if not 0 <= self.delay <= MAX_DELAY:
+            raise ValueError(f"delay must be a finite number of seconds in [0, {MAX_DELAY:.0f}]")
+        if self.run_at is not None:
+            if not isinstance(self.run_at, datetime):
+                kind = type(self.run_at).__name__
+                raise TypeError(f"run_at must be a timezone-aware datetime, not {kind}")
+            if self.run_at.tzinfo is None:
+                raise ValueError("run_at must be timezone-aware")
+        if self.unique_key is not None:
+            if not isinstance(self.unique_key, str):
+                raise TypeError("unique_key must be a string")
+            _check_name(self.unique_key, "unique_key", MAX_UNIQUE_KEY_BYTES, empty=True)
+        if not isinstance(self.args, tuple | list):
+            raise TypeError(f"args must be a tuple or list, not {type(self.args).__name__}")
+        for what, value in (("kwargs", self.kwargs), ("meta", self.meta)):
+            if not isinstance(value, Mapping):
+                raise TypeError(f"{what} must be a mapping, not {type(value).__name__}")
+        if not all(isinstance(k, str) for k in self.kwargs):
+            raise TypeError("keyword argument names must be strings")
         check_unique_scope(self.unique_scope)
 
     def with_arguments(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> JobSpec:
@@ -128,21 +239,24 @@ class JobSpec:
 _new = object.__new__
 
 
-def encode_json(spec: JobSpec) -> tuple[str, str, str]:
-    """``args``, ``kwargs`` and ``meta`` as JSON; TypeError naming the task if not JSON.
+def encode_json(spec: JobSpec, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[str, str, str]:
+    """``args``, ``kwargs`` and ``meta`` as JSON; TypeError naming the task if not JSON,
+    ValueError over ``max_payload`` bytes.
 
     Most jobs have no kwargs or meta: the encoder is skipped for empty ones.
     """
-    return (
+    encoded = (
         dumps(spec.args, f"argument of {spec.task}") if spec.args else "[]",
         dumps(spec.kwargs, f"keyword argument of {spec.task}") if spec.kwargs else "{}",
         dumps(spec.meta, f"meta of {spec.task}") if spec.meta else "{}",
     )
+    check_payload(encoded, spec.task, max_payload)
+    return encoded
 
 
-def enqueue_one_params(spec: JobSpec) -> dict[str, Any]:
-    """Parameters of the ``enqueue_one`` query; raises TypeError on non-JSON values."""
-    args, kwargs, meta = encode_json(spec)
+def enqueue_one_params(spec: JobSpec, max_payload: int = DEFAULT_MAX_PAYLOAD) -> dict[str, Any]:
+    """Parameters of the ``enqueue_one`` query; raises before any I/O on a bad value."""
+    args, kwargs, meta = encode_json(spec, max_payload)
     return {
         "queue": spec.queue,
         "task": spec.task,
@@ -158,11 +272,14 @@ def enqueue_one_params(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def enqueue_params(specs: Sequence[JobSpec], *, force: bool = False) -> dict[str, Any]:
+def enqueue_params(
+    specs: Sequence[JobSpec], *, force: bool = False, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> dict[str, Any]:
     """The ``enqueue`` query's one parameter: every row as one JSON array.
 
     One C-level ``json.dumps`` for the whole batch keeps bulk enqueue cheap;
-    a non-JSON value raises ``TypeError`` naming its task.
+    only a batch that fails it, holds a NUL or is over ``max_payload`` in all
+    is encoded job by job, to check each and name the culprit.
     """
     rows = [
         [s.queue, s.task, s.args, s.kwargs, s.priority,
@@ -171,13 +288,14 @@ def enqueue_params(specs: Sequence[JobSpec], *, force: bool = False) -> dict[str
         for s in specs
     ]  # fmt: skip
     try:
-        encoded = json.dumps(rows, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):
-        for s in specs:  # slow path: name the culprit
-            dumps(list(s.args), f"argument of {s.task}")
-            dumps(dict(s.kwargs), f"keyword argument of {s.task}")
-            dumps(dict(s.meta), f"meta of {s.task}")
-        raise
+        encoded = json.dumps(rows, separators=_SEPARATORS, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        encoded = ""
+    if not encoded or len(encoded) > max_payload or "\\u0000" in encoded:
+        for s in specs:  # slow path: check each job, name the culprit
+            encode_json(s, max_payload)
+        # Every job passed: some object mixes key types without a collision.
+        encoded = encoded or json.dumps(rows, separators=_SEPARATORS, allow_nan=False)
     # force: skip the max_depth check (the scheduler's fires).
     return {"rows": encoded, "force": force}
 

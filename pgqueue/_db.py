@@ -32,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from pgqueue._config import describe, resolve_dsn
 from pgqueue._connection import async_connection, sync_connection
+from pgqueue._dsn import scrub
 from pgqueue._errors import ConfigurationError, DatabaseUnavailable
 
 T = TypeVar("T")
@@ -97,7 +98,7 @@ Operation = Generator[Statement, Rows, T]
 class DatabaseConfig:
     """How to reach PostgreSQL: named defaults, validated once."""
 
-    dsn: str | None = None
+    dsn: str | None = field(default=None, repr=False)  # a repr must not show a password
     min_connections: int = 1
     max_connections: int = 10
     connect_timeout: float = 5.0
@@ -173,10 +174,11 @@ class Database:
 
     def unavailable(self, exc: BaseException) -> DatabaseUnavailable:
         """The one translation of a driver error into pgqueue's own."""
-        where = describe(self._dsn or self.configured_dsn or "")
+        dsn = self._dsn or self.configured_dsn or ""
+        where, reason = describe(dsn), scrub(first_line(exc), dsn)  # never a password
         if isinstance(exc, psycopg.Error) and exc.sqlstate == "25006":
-            return DatabaseUnavailable(f"PostgreSQL at {where} is read-only: {first_line(exc)}")
-        return DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {first_line(exc)}")
+            return DatabaseUnavailable(f"PostgreSQL at {where} is read-only: {reason}")
+        return DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {reason}")
 
     def _translated(self, exc: BaseException) -> BaseException:
         """``exc`` as pgqueue's own error when it says the server is unreachable

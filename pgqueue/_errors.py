@@ -5,6 +5,7 @@ Exception hierarchy::
     PgQueueError
     ├── ConfigurationError        bad setting, unknown option value
     ├── DatabaseUnavailable       cannot reach PostgreSQL (names host/port)
+    ├── MigrationError            the schema cannot be migrated (unknown revision, ...)
     ├── JobNotFound               no job with that id (also a LookupError)
     ├── JobFailed                 job.wait(): the job ended dead or cancelled
     ├── WaitTimeout               job.wait(): still unfinished (also a TimeoutError)
@@ -24,6 +25,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class PgQueueError(Exception):
     __module__ = "pgqueue"
 
@@ -33,6 +40,10 @@ class ConfigurationError(PgQueueError):
 
 
 class DatabaseUnavailable(PgQueueError):
+    __module__ = "pgqueue"
+
+
+class MigrationError(PgQueueError):
     __module__ = "pgqueue"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pgqueue._core import check_queue_name
 from pgqueue._db import Operation, Statement
 from pgqueue._sql import query
 
@@ -43,8 +44,7 @@ def set_queue(
     dead_retention: float | None = None,
     clear: tuple[str, ...] = (),
 ) -> Operation[QueueSettings]:
-    if not name:
-        raise ValueError("queue name must be a non-empty string")
+    check_queue_name(name)
     for label, value in (("max_running", max_running), ("rate_limit", rate_limit),
                          ("max_depth", max_depth), ("retention", retention),
                          ("dead_retention", dead_retention)):  # fmt: skip

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from pgqueue._core import JobSpec, RetryPolicy
+from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy
 from pgqueue._errors import ConfigurationError, ScheduleError
 from pgqueue._protocols import TaskOwner
 from pgqueue._schedule import Schedule, check_options
@@ -25,13 +25,21 @@ class Registry:
     """Tasks by name, schedules by name, and the defaults tasks fall back on."""
 
     def __init__(
-        self, owner: TaskOwner, *, retry: RetryPolicy | None = None, lease: float = DEFAULT_LEASE
+        self,
+        owner: TaskOwner,
+        *,
+        retry: RetryPolicy | None = None,
+        lease: float = DEFAULT_LEASE,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
         if lease <= 0:
             raise ConfigurationError("lease must be > 0 seconds")
+        if max_payload < 1:
+            raise ConfigurationError("max_payload must be >= 1 byte")
         self.owner = owner
         self.retry = retry or RetryPolicy()
         self.lease = lease
+        self.max_payload = max_payload  # bytes of a job's args + kwargs + meta as JSON
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.schedules: dict[str, Schedule] = {}
 

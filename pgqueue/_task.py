@@ -35,6 +35,12 @@ class TaskConfig:
     transactional: bool = False
     unique_scope: str = "task"
 
+    def __post_init__(self) -> None:
+        # The job-level defaults must make a valid job, for declared tasks and
+        # task_ref() alike: check them once, here.
+        JobSpec(task=self.name, queue=self.queue, priority=self.priority,
+                max_attempts=self.max_attempts)  # fmt: skip
+
 
 class Task(Generic[P, R]):
     """A function registered with ``@app.task``; call it directly or enqueue it."""

@@ -5,7 +5,8 @@ oldest age are read from ``pgqueue.jobs`` when Prometheus scrapes (cached for
 a few seconds, so many scrapers cost one query). With ``--processes N`` the
 supervisor serves one endpoint for all its children (``aggregate_registry``,
 see ``pgqueue.worker._metrics_mp``): counters sum over every child that ran,
-recycled ones included.
+recycled ones included. The endpoint listens on 127.0.0.1 unless
+``--metrics-host`` (``WorkerConfig.metrics_host``) names another address.
 
 Metrics:
 
@@ -144,8 +145,8 @@ class WorkerMetrics:
         self.slots.labels("busy").set(busy)
         self.slots.labels("total").set(total)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        """Serve ``/metrics`` on a background thread."""
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        """Serve ``/metrics`` on a background thread (loopback only, unless ``addr`` says)."""
         self._server = start_http_server(port, addr=addr, registry=self.registry)
 
     def close(self) -> None:

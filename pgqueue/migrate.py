@@ -3,9 +3,13 @@
 pgqueue's revisions keep their own version table (``pgqueue_alembic_version``),
 so they never touch the host's ``alembic_version``::
 
-    # in your env.py, inside run_migrations_online(), after your migrations:
+    # in your env.py, inside run_migrations_online(), before or after your migrations:
     from pgqueue.migrate import upgrade
     upgrade(connection)          # a SQLAlchemy Connection (psycopg driver)
+
+It leaves the host's Alembic environment as it was and commits the
+transaction it began itself. ``migrate_dsn`` raises ``DatabaseUnavailable``
+or ``MigrationError``, each with a one-line message.
 """
 
 from pgqueue._migrate import (

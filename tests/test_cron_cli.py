@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -90,3 +92,16 @@ def test_user_mistakes_are_one_line(
     code, _, err = cli(capsys, *argv, "--dsn", clean_db)
     assert code != 0
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("dsn", ["fresh", "postgresql://x@127.0.0.1:1/none"])
+def test_scheduler_without_a_schema_or_a_server_is_one_line(fresh_db_dsn: str, dsn: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgqueue", "scheduler", "--dsn",
+         fresh_db_dsn if dsn == "fresh" else dsn],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    if dsn == "fresh":
+        assert "pgqueue migrate" in proc.stderr

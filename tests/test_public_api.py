@@ -14,7 +14,7 @@ def test_all_is_sorted_and_importable() -> None:
 
 def test_error_tree() -> None:
     for name in ("ConfigurationError", "DatabaseUnavailable", "JobNotFound", "JobFailed",
-                 "WaitTimeout", "ScheduleError", "QueueFull"):  # fmt: skip
+                 "WaitTimeout", "ScheduleError", "QueueFull", "MigrationError"):  # fmt: skip
         assert issubclass(getattr(pgqueue, name), pgqueue.PgQueueError)
     assert issubclass(pgqueue.JobNotFound, LookupError)
     assert issubclass(pgqueue.WaitTimeout, TimeoutError)

@@ -11,7 +11,16 @@ import typer
 
 from pgqueue._core import JobSpec
 from pgqueue._migrate import current_revision, migrate_dsn
-from pgqueue.cli._base import DsnOption, JsonOption, cli, emit_json, parse_json, plain_app
+from pgqueue.cli._base import (
+    DsnOption,
+    JsonOption,
+    cli,
+    echo,
+    emit_json,
+    parse_json,
+    plain_app,
+    safe,
+)
 
 jobs_cli = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 dead_cli = typer.Typer(help="The dead-letter set: list and replay.", no_args_is_help=True)
@@ -27,10 +36,11 @@ def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         rich_table = Table(*columns, header_style="bold")
         for row in cells:
-            rich_table.add_row(*row)
+            rich_table.add_row(*(Text(cell) for cell in row))  # Text: no [markup] in data
         Console().print(rich_table)
         return
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
@@ -46,7 +56,7 @@ def _cell(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         return f"{value:.1f}"
-    text = str(value).splitlines()[0] if str(value) else ""
+    text = safe(str(value).splitlines()[0]) if str(value) else ""
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -98,7 +108,7 @@ def enqueue(
     if as_json:
         emit_json(_job_dict(job))
     else:
-        typer.echo(f"enqueued job {job.id} ({job.task}) on queue {job.queue}: {job.status}")
+        echo(f"enqueued job {job.id} ({job.task}) on queue {job.queue}: {job.status}")
 
 
 @jobs_cli.command("list")
@@ -138,13 +148,11 @@ def jobs_show(
         if key == "errors":
             continue
         shown = json.dumps(value) if isinstance(value, (list, dict)) else value
-        typer.echo(f"{key:>16}: {'-' if shown is None else shown}")
+        echo(f"{key:>16}: {'-' if shown is None else shown}")
     for entry in job["errors"]:
-        typer.echo(
-            f"\n--- attempt {entry.get('attempt')} at {entry.get('at')}: {entry.get('error')}"
-        )
+        echo(f"\n--- attempt {entry.get('attempt')} at {entry.get('at')}: {entry.get('error')}")
         if entry.get("traceback"):
-            typer.echo(entry["traceback"].rstrip())
+            echo(entry["traceback"].rstrip())
 
 
 @cli.command()

@@ -16,11 +16,13 @@ from pgqueue.cli._base import (
     DsnOption,
     JsonOption,
     cli,
+    echo,
     emit_json,
     fail,
     load_app,
     parse_json,
     plain_app,
+    require_schema,
 )
 
 cron_cli = typer.Typer(
@@ -72,7 +74,7 @@ def cron_list(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
     ]  # fmt: skip
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
     for line in [list(COLUMNS), *rows]:
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 @cron_cli.command("add")
@@ -105,7 +107,7 @@ def cron_add(
         emit_json(schedule.as_dict())
     else:
         when = _when(schedule.next_run_at, schedule.timezone)
-        typer.echo(f"schedule {schedule.name} added; next run {when}")
+        echo(f"schedule {schedule.name} added; next run {when}")
 
 
 @cron_cli.command("pause")
@@ -113,7 +115,7 @@ def cron_pause(name: NameArg, dsn: DsnOption = None) -> None:
     """Stop a schedule firing (resume brings it back)."""
     app = plain_app(dsn)
     _call(lambda: app.pause_schedule(name))
-    typer.echo(f"schedule {name} paused")
+    echo(f"schedule {name} paused")
 
 
 @cron_cli.command("resume")
@@ -122,7 +124,7 @@ def cron_resume(name: NameArg, dsn: DsnOption = None) -> None:
     app = plain_app(dsn)
     schedule: Schedule = _call(lambda: app.resume_schedule(name))
     when = _when(schedule.next_run_at, schedule.timezone)
-    typer.echo(f"schedule {name} enabled; next run {when}")
+    echo(f"schedule {name} enabled; next run {when}")
 
 
 @cron_cli.command("remove")
@@ -130,7 +132,7 @@ def cron_remove(name: NameArg, dsn: DsnOption = None) -> None:
     """Delete a schedule (one still declared in code returns at the next worker start)."""
     app = plain_app(dsn)
     _call(lambda: app.remove_schedule(name))
-    typer.echo(f"schedule {name} removed")
+    echo(f"schedule {name} removed")
 
 
 @cron_cli.command("run-now")
@@ -141,7 +143,7 @@ def cron_run_now(name: NameArg, dsn: DsnOption = None, as_json: JsonOption = Fal
     if as_json:
         emit_json({"id": job.id, "task": job.task, "queue": job.queue, "meta": job.meta})
     else:
-        typer.echo(f"enqueued job {job.id} ({job.task}) on queue {job.queue}")
+        echo(f"enqueued job {job.id} ({job.task}) on queue {job.queue}")
 
 
 @cli.command("scheduler")
@@ -157,6 +159,7 @@ def scheduler(
     from pgqueue.maintenance.scheduler import Scheduler
 
     app = load_app(app_spec, dsn) if app_spec else plain_app(dsn)
+    require_schema(app)  # the loop itself outlives a missing schema, retrying
     runner = Scheduler(app.database, app.registry, sync=app_spec is not None,
                        poll_interval=poll_interval)  # fmt: skip
     for signum in (signal.SIGTERM, signal.SIGINT):

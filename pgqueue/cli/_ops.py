@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pgqueue.cli._admin import STATS_COLUMNS, table
-from pgqueue.cli._base import DsnOption, JsonOption, cli, emit_json, fail, plain_app
+from pgqueue.cli._base import DsnOption, JsonOption, cli, echo, emit_json, fail, plain_app
 
 queue_cli = typer.Typer(help="Queue controls: pause, resume, limits.", no_args_is_help=True)
 cli.add_typer(queue_cli, name="queue")
@@ -32,14 +32,14 @@ def queue_list(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
 def queue_pause(name: str, dsn: DsnOption = None) -> None:
     """Stop all workers, on every host, from claiming this queue's jobs."""
     plain_app(dsn).pause_queue(name)
-    typer.echo(f"queue {name} paused")
+    echo(f"queue {name} paused")
 
 
 @queue_cli.command("resume")
 def queue_resume(name: str, dsn: DsnOption = None) -> None:
     """Let workers claim this queue's jobs again."""
     plain_app(dsn).resume_queue(name)
-    typer.echo(f"queue {name} resumed")
+    echo(f"queue {name} resumed")
 
 
 @queue_cli.command("set")

@@ -12,6 +12,7 @@ from pgqueue.cli._base import DsnOption, cli, fail, load_app
 from pgqueue.worker import WorkerConfig, parse_queues, run_worker
 from pgqueue.worker._config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_METRICS_HOST,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_GRACE,
     RESCUE_INTERVAL,
@@ -89,6 +90,10 @@ def worker(
         int | None,
         typer.Option(help="Serve Prometheus metrics on this port (one for all processes)."),
     ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(help="Address the metrics endpoint listens on; 0.0.0.0 for every one."),
+    ] = DEFAULT_METRICS_HOST,
     start_method: Annotated[
         str | None, typer.Option(help="How to start processes: fork (default) or spawn.")
     ] = None,
@@ -124,6 +129,7 @@ def worker(
             retention=retention,
             dead_retention=dead_retention,
             metrics_port=metrics_port,
+            metrics_host=metrics_host,
             start_method=start_method,
             app_spec=app,
         )

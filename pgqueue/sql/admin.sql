@@ -108,8 +108,9 @@ SELECT queue,
        count(*) FILTER (WHERE status = 'dead') AS dead,
        count(*) FILTER (WHERE status = 'succeeded'
                           AND finished_at > now() - interval '1 minute') AS done_last_minute,
+       -- float8: extract() gives numeric, which reaches Python as a Decimal.
        extract(epoch FROM max(now() - run_at)
-               FILTER (WHERE status IN ('queued', 'failed') AND run_at <= now()))
+               FILTER (WHERE status IN ('queued', 'failed') AND run_at <= now()))::float8
            AS oldest_waiting_seconds
 FROM pgqueue.jobs
 GROUP BY queue

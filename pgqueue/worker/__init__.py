@@ -26,6 +26,8 @@ before the worker exits; claimed jobs it never started are given back at once.
 
 Embedding: ``app.run_worker(...)`` / ``await app.run_worker_async(...)``, or
 ``run_worker(app.database, app.registry, WorkerConfig(...))`` here.
+Only a worker on an event loop of its own (``run_worker``) installs SIGTERM/SIGINT
+handlers by default; on the host's loop (``run_worker_async``) the host keeps its own.
 """
 
 from __future__ import annotations

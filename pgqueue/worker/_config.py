@@ -25,6 +25,7 @@ FETCH_COOLDOWN = 0.0005  # seconds a busy worker lets more slots free up before 
 RECONNECT_MIN = 0.1  # reconnect backoff: first delay ...
 RECONNECT_MAX = 5.0  # ... doubling up to this
 HEARTBEAT_MAX = 10.0  # seconds between heartbeats, at most
+DEFAULT_METRICS_HOST = "127.0.0.1"  # metrics are not for the world: opt in to more
 
 # A supervised child that exits with this code asked to be replaced
 # (it reached --max-tasks-per-child); any other non-zero exit is a crash.
@@ -66,11 +67,14 @@ class WorkerConfig:
     retention: float = 86_400.0  # pruner: seconds to keep succeeded/cancelled jobs
     dead_retention: float = 30 * 86_400.0  # pruner: seconds to keep dead jobs
     metrics_port: int | None = None  # serve Prometheus metrics (a supervisor: for all)
+    metrics_host: str = DEFAULT_METRICS_HOST  # the address metrics listen on
     completer_batch: int = COMPLETER_BATCH
     completer_linger: float = COMPLETER_LINGER
     fetch_cooldown: float = FETCH_COOLDOWN
     worker_id: str | None = None  # None: host:pid:random
-    install_signal_handlers: bool = True  # SIGTERM/SIGINT (main thread only)
+    # SIGTERM/SIGINT (main thread only). None: only on an event loop of the worker's
+    # own (run_worker, the CLI), never on a host's (run_worker_async: uvicorn keeps its own).
+    install_signal_handlers: bool | None = None
     start_method: str | None = None  # supervisor: "fork" or "spawn"; None: fork on POSIX
     app_spec: str | None = None  # "module:attr", lets spawned children import the app
     max_tasks: int | None = None  # this process stops (recycle code) after this many jobs

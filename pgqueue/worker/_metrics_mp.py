@@ -62,7 +62,7 @@ def enable_in_child() -> None:
 class SupervisorMetrics:
     """The supervisor's side: the directory, the merged endpoint, the clean-up."""
 
-    def __init__(self, database: Database, port: int, addr: str = "0.0.0.0") -> None:
+    def __init__(self, database: Database, port: int, addr: str = "127.0.0.1") -> None:
         self.database = database
         self.port = port
         self.addr = addr

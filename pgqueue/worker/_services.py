@@ -45,7 +45,7 @@ class Services:
                 _metrics_mp.enable_in_child()
             self.metrics = WorkerMetrics(self._database)
             if cfg.metrics_port is not None:
-                self.metrics.serve(cfg.metrics_port)
+                self.metrics.serve(cfg.metrics_port, cfg.metrics_host)
         if cfg.rescue:
             self.rescuer = Rescuer(self._database, interval=cfg.rescue_interval)
             self._loops.append(self.rescuer)

@@ -125,7 +125,9 @@ class Supervisor:
         )
         try:
             if self.config.metrics_port is not None:
-                self._metrics = SupervisorMetrics(self.database, self.config.metrics_port)
+                self._metrics = SupervisorMetrics(
+                    self.database, self.config.metrics_port, self.config.metrics_host
+                )
                 self._metrics.start()
             for slot in slots:
                 self._spawn(slot, target, dsn, child)

@@ -105,10 +105,12 @@ class Worker:
         self.background: list[asyncio.Task[None]] = []
         self._signals = 0
         self._signal_handlers = SignalHandlers()
+        self._owns_loop = False  # run() made the event loop: signals are ours
 
     # -- public -----------------------------------------------------------------
 
     def run(self) -> int:
+        self._owns_loop = True
         return asyncio.run(self.run_async())
 
     async def run_async(self) -> int:
@@ -366,7 +368,10 @@ class Worker:
         return self._wake
 
     def install_signal_handlers(self) -> None:
-        if self.config.install_signal_handlers and self._loop is not None:
+        wanted = self.config.install_signal_handlers
+        if wanted is None:
+            wanted = self._owns_loop
+        if wanted and self._loop is not None:
             self._signal_handlers.install(self._loop, self._on_signal)
 
     def _set_wake(self) -> None:
