@@ -55,7 +55,7 @@ class JobContext:
 
     @property
     def cancel_requested(self) -> bool:
-        """True once someone asked to cancel this job (seen by the worker's heartbeat)."""
+        """True once someone asked to cancel this job (pushed to the worker at once)."""
         return self._cancel
 
     def request_cancel(self) -> None:

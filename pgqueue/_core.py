@@ -345,12 +345,25 @@ def match_inserted(
     return out, missing
 
 
+def error_text(exc: BaseException) -> str:
+    """``Type: message``; never raises, even for an exception whose ``str()`` does."""
+    name = type(exc).__name__
+    try:
+        return f"{name}: {exc}"
+    except Exception as failure:
+        try:
+            text = repr(exc)
+        except Exception:
+            text = "repr() failed too"
+        return f"{name}: <str() raised {type(failure).__name__}; {text}>"
+
+
 def format_error(exc: BaseException, attempt: int, tb: str, at: datetime) -> dict[str, Any]:
     """One entry of a job's per-attempt error history."""
     return {
         "attempt": attempt,
         "at": at.isoformat(),
-        "error": f"{type(exc).__name__}: {exc}",
+        "error": error_text(exc),
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",  # importable path
         "traceback": tb,
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 # Channels (LISTEN/NOTIFY).
 JOBS_CHANNEL = "pgqueue_jobs"  # payload: a queue name with new ready work
 DONE_CHANNEL = "pgqueue_done"  # payload: finished job ids, comma-separated
+CANCEL_CHANNEL = "pgqueue_cancel"  # payload: ids of running jobs asked to cancel, comma-separated
 
 # Advisory locks (session or transaction level, on pgqueue's own database).
 MIGRATE_LOCK = 7250001  # serialises concurrent `pgqueue migrate` runs

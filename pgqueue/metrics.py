@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pgqueue._sql import query
+from pgqueue.maintenance._service import DedicatedConnection
 
 if TYPE_CHECKING:
     from pgqueue._db import Database
@@ -45,7 +46,7 @@ class _QueueCollector(Collector):
     """Queue depth and oldest age, read from the database at scrape time."""
 
     def __init__(self, database: Database, cache_seconds: float) -> None:
-        self._database = database
+        self._db = DedicatedConnection(database)  # scrapes take turns on it (the lock)
         self._cache_seconds = cache_seconds
         self._rows: list[tuple[Any, ...]] = []
         self._read_at = 0.0
@@ -54,8 +55,7 @@ class _QueueCollector(Collector):
     def _read(self) -> list[tuple[Any, ...]]:
         with self._lock:
             if time.monotonic() - self._read_at >= self._cache_seconds:
-                with self._database.connect() as conn:
-                    self._rows = conn.execute(query("metrics_queues")).fetchall()
+                self._rows = self._db.run(lambda c: c.execute(query("metrics_queues")).fetchall())
                 self._read_at = time.monotonic()
             return self._rows
 
@@ -74,6 +74,10 @@ class _QueueCollector(Collector):
             oldest.add_metric([queue], float(age))
         yield depth
         yield oldest
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 class _Merged(Collector):
@@ -128,7 +132,8 @@ class WorkerMetrics:
         # livesum: under a supervisor, the sum over its live children.
         self.slots = Gauge("pgqueue_worker_slots", "Slots of this process", ["state"],
                            registry=r, multiprocess_mode="livesum")  # fmt: skip
-        r.register(_QueueCollector(database, queue_cache_seconds))
+        self._queues = _QueueCollector(database, queue_cache_seconds)
+        r.register(self._queues)
         self._server: Any = None
 
     def on_finished(self, task: str, outcome: str, duration: float) -> None:
@@ -150,7 +155,9 @@ class WorkerMetrics:
         self._server = start_http_server(port, addr=addr, registry=self.registry)
 
     def close(self) -> None:
+        """Stop serving and close the collector's connection; idempotent."""
         if self._server is not None:
             server, _thread = self._server
             server.shutdown()
             self._server = None
+        self._queues.close()

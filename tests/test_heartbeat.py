@@ -64,3 +64,14 @@ def test_lost_leases_are_reported_once_and_recorded_jobs_never(
         ).fetchone()
     assert row == (True,)  # the held lease was renewed (30 s)
     beat.stop()
+
+
+def test_a_worker_row_pruned_meanwhile_is_registered_again(app: pgqueue.App, clean_db: str) -> None:
+    beat = Heartbeat(app.database, worker_id="w", queues=["default"], concurrency=1, interval=60,
+                     held=list, on_lost=print, on_cancel=print)  # fmt: skip
+    beat.beat()
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM pgqueue.workers")  # as the rescuer's workers_prune would
+        beat.beat()
+        assert conn.execute("SELECT id FROM pgqueue.workers").fetchall() == [("w",)]
+    beat.stop()

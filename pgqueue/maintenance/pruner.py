@@ -18,7 +18,7 @@ import psycopg
 
 from pgqueue._keys import PRUNER_LOCK
 from pgqueue._sql import query
-from pgqueue.maintenance._loop import MaintenanceLoop
+from pgqueue.maintenance._service import Service
 
 if TYPE_CHECKING:
     from pgqueue._db import Database
@@ -31,7 +31,7 @@ MAX_BATCHES = 200  # per pass, so one pass stays short under a large backlog
 LOCK_KEY = PRUNER_LOCK
 
 
-class Pruner(MaintenanceLoop):
+class Pruner(Service):
     """Deletes finished jobs past their retention; see the module docstring."""
 
     name = "pruner"
@@ -55,22 +55,28 @@ class Pruner(MaintenanceLoop):
         self.max_batches = max_batches
         self.pruned = 0
 
+    def loop_pass(self) -> None:
+        self.run_once()
+
     def run_once(self, now: datetime | None = None) -> int:
         """One pass; returns the number of jobs deleted (0 if another pruner runs)."""
-        conn = self.connection()
-        locked = conn.execute(query("prune_lock"), {"key": LOCK_KEY}).fetchone()
-        if not locked or not locked[0]:
-            return 0
-        try:
-            total = self._pass(conn, now)
-        finally:
-            conn.execute(query("prune_unlock"), {"key": LOCK_KEY})
+        total = self.db.run(lambda conn: self._locked_pass(conn, now))
         if total:
             self.logger.info("event=prune deleted=%d", total)
         self.pruned += total
         return total
 
-    def _pass(self, conn: psycopg.Connection[Any], now: datetime | None) -> int:
+    def _locked_pass(self, conn: psycopg.Connection[Any], now: datetime | None) -> int:
+        locked = conn.execute(query("prune_lock"), {"key": LOCK_KEY}).fetchone()
+        if not locked or not locked[0]:
+            return 0
+        try:
+            total = self._delete(conn, now)
+        finally:
+            conn.execute(query("prune_unlock"), {"key": LOCK_KEY})
+        return total
+
+    def _delete(self, conn: psycopg.Connection[Any], now: datetime | None) -> int:
         if now is None:
             row = conn.execute("SELECT now()").fetchone()
             assert row is not None

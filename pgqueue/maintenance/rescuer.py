@@ -10,15 +10,23 @@ notified. A pass also forgets workers whose heartbeat stopped long ago
 (``pgqueue.workers``).
 
 A job becomes claimable again within one lease period plus one interval.
+
+After an outage (a lost connection, a read-only server) leases may have
+lapsed only because nobody could write: once a write succeeds again, the
+rescuer waits ``OUTAGE_GRACE`` before its next pass, so that every worker's
+heartbeat (which retries at least once a second) renews the leases it still
+holds, and its completer records what finished, before any job is taken back.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from pgqueue._keys import RESCUER_LOCK
 from pgqueue._sql import query
-from pgqueue.maintenance._loop import MaintenanceLoop
+from pgqueue.maintenance._service import Service
 
 if TYPE_CHECKING:
     from pgqueue._db import Database
@@ -27,9 +35,10 @@ RESCUE_INTERVAL = 5.0  # seconds between passes
 RESCUE_BATCH = 1000  # jobs per statement; a pass repeats until a batch comes back short
 WORKER_RETENTION = 600.0  # seconds of silence after which a worker row is removed
 LOCK_KEY = RESCUER_LOCK
+OUTAGE_GRACE = 2.0  # seconds after writes return before rescuing (twice RECONNECT_MAX)
 
 
-class Rescuer(MaintenanceLoop):
+class Rescuer(Service):
     """Returns expired-lease jobs to ``queued`` (or ``dead``); see the module docstring.
 
     ``start()`` runs a pass every ``interval`` seconds on a thread of its own and
@@ -53,9 +62,23 @@ class Rescuer(MaintenanceLoop):
         self.worker_retention = worker_retention
         self.rescued = 0
 
+    def loop_pass(self) -> float | None:
+        if self.outage:
+            # Writes may be back: probe with this pass's own housekeeping (it raises
+            # while the outage lasts), then leave the heartbeats time to renew.
+            self.db.run(lambda c: c.execute(query("workers_prune"),
+                                            {"seconds": self.worker_retention}))  # fmt: skip
+            return OUTAGE_GRACE
+        self.run_once()
+        return None
+
     def run_once(self) -> int:
         """One pass; returns how many jobs it rescued (0 when another rescuer holds the lock)."""
-        conn = self.connection()
+        total = self.db.run(self._rescue)
+        self.rescued += total
+        return total
+
+    def _rescue(self, conn: psycopg.Connection[Any]) -> int:
         total = 0
         with conn.transaction():
             locked = conn.execute(query("rescuer_lock"), {"key": LOCK_KEY}).fetchone()
@@ -70,5 +93,4 @@ class Rescuer(MaintenanceLoop):
                 if len(rows) < self.batch:
                     break
             conn.execute(query("workers_prune"), {"seconds": self.worker_retention})
-        self.rescued += total
         return total

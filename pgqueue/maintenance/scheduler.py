@@ -1,9 +1,9 @@
 """The scheduler: enqueues due cron fires, each exactly once, from any number of processes.
 
-Runs on a daemon thread of its own with one dedicated connection
-(``start()`` returns at once, ``stop()`` is idempotent), or in the foreground
-(``run()``, for ``pgqueue scheduler``). It needs no task code: it enqueues by
-task name, from the rows of ``pgqueue.schedules``.
+A :class:`~pgqueue.maintenance._service.Service`: on a daemon thread of its
+own with one dedicated connection (``start()`` returns at once, ``stop()`` is
+idempotent), or in the foreground (``run()``, for ``pgqueue scheduler``). It
+needs no task code: it enqueues by task name, from the rows of ``pgqueue.schedules``.
 
 A pass:
 
@@ -26,10 +26,8 @@ The cost of a pass follows the number of due schedules, not the table's size.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +41,7 @@ from pgqueue._errors import ScheduleError
 from pgqueue._keys import SCHEDULER_LOCK
 from pgqueue._schedule import SHARDS, Schedule, fire_spec
 from pgqueue._sql import query
+from pgqueue.maintenance._service import Service
 
 if TYPE_CHECKING:
     from pgqueue._db import Database
@@ -53,7 +52,6 @@ POLL_INTERVAL = 1.0  # seconds between passes, at most
 BATCH_SIZE = 500  # due schedules per shard transaction
 WAKE_JITTER = 0.02  # seconds of random delay after a wake-up (spreads schedulers)
 BUSY_RETRY = 0.05  # seconds before retrying a due shard another scheduler holds
-RECONNECT_MAX = 5.0  # seconds between retries while the database is unreachable
 
 logger = logging.getLogger("pgqueue.scheduler")
 
@@ -69,12 +67,14 @@ class TickResult:
     next_due: datetime | None = None  # the earliest next_run_at seen before the pass
 
 
-class Scheduler:
+class Scheduler(Service):
     """Enqueues due cron fires; see the module docstring.
 
     ``sync=True`` upserts the registry's schedules (``app.sync_schedules()``) when the
     loop starts, retrying while the database is unreachable.
     """
+
+    name = "scheduler"
 
     def __init__(
         self,
@@ -87,67 +87,24 @@ class Scheduler:
     ) -> None:
         if poll_interval <= 0 or batch_size < 1:
             raise ValueError("scheduler poll_interval must be > 0 and batch_size >= 1")
-        self._database = database
+        super().__init__(database, poll_interval)
         self._registry = registry
         self.sync = sync
+        self._synced = not sync
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.shards = SHARDS
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection[Any] | None = None
         self._random = random.Random()
         self.fired = 0
 
-    # -- lifecycle ---------------------------------------------------------------
+    def expected(self, exc: Exception) -> bool:
+        return super().expected(exc) or isinstance(exc, ScheduleError)
 
-    def start(self) -> None:
-        """Run the loop on a daemon thread of its own (returns at once)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, name="pgqueue-scheduler",
-                                            daemon=True)  # fmt: skip
-            self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop after the current pass; safe to call twice, before start, or from a signal
-        handler of the thread that is inside ``run()``."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def run(self) -> None:
-        """The loop, in the calling thread, until ``stop()``."""
-        failures = 0
-        synced = not self.sync
-        try:
-            while not self._stop.is_set():
-                try:
-                    if not synced:
-                        op = _schedules.sync(self._registry.declared())
-                        self._database.run(op, transaction=True)
-                        synced = True
-                    result = self.tick()
-                    failures = 0
-                except Exception as exc:  # the loop outlives a lost database, and bugs
-                    failures += 1
-                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                    expected = isinstance(exc, (psycopg.Error, ScheduleError, OSError))
-                    logger.log(logging.WARNING if expected else logging.ERROR,
-                               "event=scheduler_failed error=%r", first,
-                               exc_info=not expected)  # fmt: skip
-                    self._close()
-                    self._stop.wait(min(RECONNECT_MAX, 0.1 * 2**failures))
-                    continue
-                self._stop.wait(self._delay(result))
-        finally:
-            self._close()
+    def loop_pass(self) -> float:
+        if not self._synced:
+            self._database.run(_schedules.sync(self._registry.declared()), transaction=True)
+            self._synced = True
+        return self._delay(self.tick())
 
     def _delay(self, result: TickResult) -> float:
         if result.schedules:
@@ -166,7 +123,9 @@ class Scheduler:
 
         Not to be called while the loop runs: the two would share one connection.
         """
-        conn = self._connection()
+        return self.db.run(lambda conn: self._tick(conn, now))
+
+    def _tick(self, conn: psycopg.Connection[Any], now: datetime | None) -> TickResult:
         rows = conn.execute(query("scheduler_shards"), {"now": now, "shards": self.shards})
         shards = rows.fetchall()
         clock: datetime = shards[0][2]
@@ -234,25 +193,6 @@ class Scheduler:
             nexts.append(fires.next_run_at)
             lasts.append(fires.fires[-1] if fires.fires else None)
         return specs, names, nexts, lasts
-
-    # -- connection ----------------------------------------------------------------
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = self._database.connect()
-        return self._conn
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
-
-    def close(self) -> None:
-        """Stop, and close the connection ``tick()`` opened."""
-        self.stop()
-        self._close()
-
 
 def plan_row(
     name: str, cron: str, tz: str, next_run_at: datetime, now: datetime,

@@ -42,10 +42,14 @@ WITH waiting AS (
     RETURNING id, status
 ), wake AS (
     SELECT pg_notify('pgqueue_done', string_agg(id::text, ',')) FROM waiting HAVING count(*) > 0
+), wake_running AS (  -- their workers cancel them now, not at their next heartbeat
+    SELECT pg_notify('pgqueue_cancel', string_agg(id::text, ','))
+    FROM (SELECT id, (row_number() OVER ()) / 300 AS chunk FROM running) AS r  -- < 8000 bytes
+    GROUP BY chunk
 )
 SELECT id, status, (SELECT count(*) FROM wake) FROM waiting
 UNION ALL
-SELECT id, status, 0 FROM running
+SELECT id, status, (SELECT count(*) FROM wake_running) FROM running
 
 -- name: replay_dead
 -- Requeue a batch of dead jobs matching optional filters, after id %(after)s (the

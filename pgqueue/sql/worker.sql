@@ -118,11 +118,22 @@ WHERE j.id = h.id AND j.status = 'running' AND j.lease_token = h.token
 RETURNING j.id, j.cancel_requested
 
 -- name: release
--- Give back claimed jobs: unstarted ones do not count an attempt.
+-- Give back claimed jobs at shutdown: unstarted ones do not count an attempt; a started
+-- one counts it, and goes to dead when none is left (the rescuer's rule).
 WITH released AS (
     UPDATE pgqueue.jobs AS j
-    SET status = 'queued',
+    SET status = CASE WHEN r.started AND j.attempts >= j.max_attempts THEN 'dead' ELSE 'queued' END,
         attempts = CASE WHEN r.started THEN j.attempts ELSE j.attempts - 1 END,
+        finished_at = CASE WHEN r.started AND j.attempts >= j.max_attempts THEN now() END,
+        last_error = CASE WHEN r.started
+                          THEN 'released: worker ' || coalesce(j.worker_id, '?')
+                               || ' stopped before the attempt ended'
+                          ELSE j.last_error END,
+        errors = CASE WHEN r.started THEN j.errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', j.attempts, 'at', now(),
+                          'error', 'WorkerStopped: worker ' || coalesce(j.worker_id, '?')
+                                   || ' stopped before the attempt ended'))
+                      ELSE j.errors END,
         leased_until = NULL,
         lease_token = NULL,
         worker_id = NULL,
@@ -130,11 +141,15 @@ WITH released AS (
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(started)s::bool[])
          AS r(id, token, started)
     WHERE j.id = r.id AND j.status = 'running' AND j.lease_token = r.token
-    RETURNING j.id, j.queue
+    RETURNING j.id, j.queue, j.status
 ), wake AS (
-    SELECT pg_notify('pgqueue_jobs', q.queue) FROM (SELECT DISTINCT queue FROM released) AS q
+    SELECT pg_notify('pgqueue_jobs', q.queue)
+    FROM (SELECT DISTINCT queue FROM released WHERE status = 'queued') AS q
+), wake_done AS (
+    SELECT pg_notify('pgqueue_done', string_agg(id::text, ','))
+    FROM released WHERE status = 'dead' HAVING count(*) > 0
 )
-SELECT id, (SELECT count(*) FROM wake) FROM released
+SELECT id, status, (SELECT count(*) FROM wake) + (SELECT count(*) FROM wake_done) FROM released
 
 -- name: rescue
 -- Return jobs whose lease expired to the queue (the attempt counts), or to dead when exhausted.
@@ -227,3 +242,10 @@ WHERE jobs.id = ANY(ARRAY(SELECT id FROM candidates))
 -- priority and run_at: the worker's claim bounds (see claim_after).
 RETURNING jobs.id, jobs.queue, jobs.task, jobs.args::text, jobs.kwargs::text, jobs.attempts,
           jobs.max_attempts, jobs.meta::text, jobs.priority, jobs.run_at
+
+-- name: leases_gone
+-- Of these held jobs, those whose lease token changed (rescued, claimed again) or that vanished.
+SELECT h.id
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS h(id, token)
+LEFT JOIN pgqueue.jobs AS j ON j.id = h.id
+WHERE j.lease_token IS DISTINCT FROM h.token

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from json import loads
-from typing import Any
+from typing import Any, NamedTuple
 
-# (id, lease token, status, result JSON, retry delay, last error, error entry JSON):
-# one row of the `complete` query. A plain tuple: built once per job, cheap.
-Outcome = tuple[int, str, str, "str | None", "float | None", "str | None", "str | None"]
+
+class Outcome(NamedTuple):
+    """How one attempt ended: one row of the ``complete`` query, in its column order.
+
+    A tuple (built once per job, cheap, and ``zip(*batch)`` gives the columns).
+    """
+
+    id: int
+    token: str  # the lease token of the claim: fences the write
+    status: str  # succeeded, failed (retry after ``delay``), dead, cancelled
+    result: str | None  # the JSON text of the task's return value
+    delay: float | None  # seconds before the retry (failed only)
+    error: str | None  # the attempt's error line (becomes last_error)
+    entry: str | None  # the JSON text of the entry appended to the job's errors
 
 
 class Claimed:

@@ -13,7 +13,6 @@ logged as ``fenced``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -22,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from pgqueue._db import first_line, is_transient
 from pgqueue._sql import query
+from pgqueue.maintenance._service import Backoff, DedicatedConnection
 from pgqueue.worker._claimed import Outcome
-from pgqueue.worker._connect import Backoff, first_line
 from pgqueue.worker._log import log
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class Completer:
         linger: float,
         on_retry: Callable[[list[float]], None] | None = None,
     ) -> None:
-        self._database = database
+        self._db = DedicatedConnection(database)
         self._batch = batch
         self._linger = linger
         self._on_retry = on_retry
@@ -119,7 +119,6 @@ class Completer:
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection[Any] | None = None
         self.flushes = 0
         self.recorded = 0
 
@@ -160,9 +159,7 @@ class Completer:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._db.close()
 
     # -- the flushing thread -------------------------------------------------
 
@@ -190,74 +187,65 @@ class Completer:
         deadline: float | None = None
         while True:
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = self._database.connect()
-                recorded = run_complete(self._conn, batch)
+                recorded = self._db.run(lambda conn: run_complete(conn, batch))
                 break
-            except psycopg.OperationalError as exc:
-                self._drop_connection()
+            except psycopg.Error as exc:
+                if not is_transient(exc):
+                    if len(batch) == 1:
+                        recorded = self._unstorable(batch[0], exc)
+                        break
+                    # One bad row (say a result PostgreSQL's jsonb rejects) must not
+                    # sink the rest.
+                    for outcome in batch:
+                        self._flush([outcome])
+                    return
+                # Connection lost, server read-only or restarting: keep the outcomes
+                # (the heartbeat keeps their leases) and write them once it passes.
                 if self._stopping:
                     deadline = deadline or time.monotonic() + STOP_RETRY_FOR
                     if time.monotonic() > deadline:
-                        ids = ",".join(str(o[0]) for o in batch)
                         log(
                             logging.ERROR,
                             "complete_lost",
-                            jobs=ids,
+                            jobs=",".join(str(o.id) for o in batch),
                             error=first_line(exc),
                             note="outcomes not recorded; the rescuer will re-run these jobs",
                         )
                         return
                 delay = backoff.next()
                 log(
-                    logging.WARNING,
+                    backoff.level(),
                     "complete_retry",
                     jobs=len(batch),
                     error=first_line(exc),
                     retry_in=delay,
                 )
                 time.sleep(delay)
-            except psycopg.Error as exc:
-                if len(batch) == 1:
-                    recorded = self._unstorable(batch[0], exc)
-                    break
-                # One bad row (say a result PostgreSQL's jsonb rejects) must not sink the rest.
-                for outcome in batch:
-                    self._flush([outcome])
-                return
         self.flushes += 1
         self.recorded += len(recorded)
         self._after(batch, recorded)
 
     def _unstorable(self, outcome: Outcome, exc: psycopg.Error) -> set[int]:
-        assert self._conn is not None
         error = f"OutcomeRejected: PostgreSQL refused the job's outcome: {first_line(exc)}"
-        status = "failed" if outcome[2] == "failed" else "dead"
-        replacement: Outcome = (outcome[0], outcome[1], status, None, outcome[4], error, None)
+        status = "failed" if outcome.status == "failed" else "dead"
+        replacement = outcome._replace(status=status, result=None, error=error, entry=None)
         try:
-            return run_complete(self._conn, [replacement])
+            return self._db.run(lambda conn: run_complete(conn, [replacement]))
         except psycopg.Error:
-            self._drop_connection()
             return set()
 
     def _after(self, batch: list[Outcome], recorded: set[int]) -> None:
         delays: list[float] = []
         for outcome in batch:
-            if outcome[0] not in recorded:
+            if outcome.id not in recorded:
                 log(
                     logging.WARNING,
                     "fenced",
-                    job=outcome[0],
-                    status=outcome[2],
+                    job=outcome.id,
+                    status=outcome.status,
                     note="lease lost before completion; outcome discarded",
                 )
-            elif outcome[2] == "failed":
-                delays.append(outcome[4] or 0.0)
+            elif outcome.status == "failed":
+                delays.append(outcome.delay or 0.0)
         if delays and self._on_retry is not None:
             self._on_retry(wake_times(delays))
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None

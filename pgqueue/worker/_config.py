@@ -22,8 +22,6 @@ RESCUE_INTERVAL = 5.0  # seconds between rescuer passes (expired leases)
 COMPLETER_BATCH = 1000  # outcomes per `complete` statement, at most
 COMPLETER_LINGER = 0.002  # seconds the completer waits to gather a batch
 FETCH_COOLDOWN = 0.0005  # seconds a busy worker lets more slots free up before claiming
-RECONNECT_MIN = 0.1  # reconnect backoff: first delay ...
-RECONNECT_MAX = 5.0  # ... doubling up to this
 HEARTBEAT_MAX = 10.0  # seconds between heartbeats, at most
 DEFAULT_METRICS_HOST = "127.0.0.1"  # metrics are not for the world: opt in to more
 

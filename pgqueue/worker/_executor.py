@@ -8,9 +8,10 @@
   (``TaskConfig.retry``, else ``App(retry=...)``) while attempts remain, else
   ``dead``. Every attempt's error and traceback go to the job's ``errors``.
 * Unknown task name: ``dead``, with a message naming it; the worker goes on.
-* Cancellation requested (``pgqueue cancel`` on a running job, seen by the
-  heartbeat): an async task is cancelled and its job ends ``cancelled``; a
-  sync task cannot be interrupted and runs to its end.
+* Cancellation requested (``pgqueue cancel`` on a running job, pushed by
+  ``NOTIFY pgqueue_cancel``, else seen by the heartbeat): an async task is
+  cancelled and its job ends ``cancelled``; a sync task cannot be interrupted:
+  its ``cancel_requested`` flips and it runs to its end.
 * Timeout (``TaskConfig.timeout``): async tasks are cancelled; a sync task
   cannot be interrupted, so the job is failed at once and its thread is
   abandoned (replaced; it exits when the function returns, result discarded).
@@ -31,7 +32,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import _context
-from pgqueue._core import RetryPolicy, dumps, format_error
+from pgqueue._core import RetryPolicy, dumps, error_text, format_error
 from pgqueue._errors import Discard, JobCancelled, Retry
 from pgqueue.worker._claimed import Claimed, Outcome
 from pgqueue.worker._completer import run_complete, run_complete_async
@@ -61,7 +62,7 @@ class _Fenced(Exception):
     pass
 
 
-class Plan:
+class TaskPlan:
     """What the executor needs of a task, resolved once per task name."""
 
     __slots__ = ("fn", "is_async", "lease", "retry", "timeout", "transactional")
@@ -90,7 +91,7 @@ class Executor:
         self._database = database
         self._registry = registry
         self._finish = finish
-        self._plans: dict[str, Plan | None] = {}
+        self._plans: dict[str, TaskPlan | None] = {}
         self.threads = ThreadRunner(threads, self._run_sync_item)
         self.atasks: dict[int, asyncio.Task[None]] = {}
         self._reasons: dict[int, str] = {}  # job id -> why its async task was cancelled
@@ -98,7 +99,7 @@ class Executor:
         self.metrics: WorkerMetrics | None = None  # Prometheus hooks, when enabled
         self.used_apool = False  # the app's async pool lives on this loop: close it at the end
 
-    def plan(self, name: str) -> Plan | None:
+    def plan(self, name: str) -> TaskPlan | None:
         try:
             return self._plans[name]
         except KeyError:
@@ -107,7 +108,7 @@ class Executor:
         plan = None
         if task is not None and task.fn is not None:
             cfg = task.config
-            plan = Plan(
+            plan = TaskPlan(
                 task.fn,
                 task.is_async,
                 cfg.timeout,
@@ -169,7 +170,7 @@ class Executor:
         self.contexts[job.id] = ctx
         return ctx
 
-    def _run_sync_item(self, item: tuple[Claimed, Plan]) -> bool:
+    def _run_sync_item(self, item: tuple[Claimed, TaskPlan]) -> bool:
         job, plan = item
         job.started = True
         job.t0 = time.monotonic()
@@ -189,13 +190,13 @@ class Executor:
             self.contexts.pop(job.id, None)
         return self._finish(job, outcome)
 
-    def _run_sync_tx(self, job: Claimed, plan: Plan) -> Outcome | None:
+    def _run_sync_tx(self, job: Claimed, plan: TaskPlan) -> Outcome | None:
         with self._database.pool().connection() as conn:
             try:
                 with conn.transaction():
                     result = plan.fn(*job.args, connection=conn, **job.kwargs)
                     outcome = self._success(job, plan, result)
-                    if outcome[2] != "succeeded":
+                    if outcome.status != "succeeded":
                         raise _Rollback(outcome)
                     if not run_complete(conn, [outcome]):
                         raise _Fenced
@@ -205,7 +206,7 @@ class Executor:
                 self._log_fenced(job)
         return None
 
-    def _sync_timeout(self, job: Claimed, plan: Plan) -> None:
+    def _sync_timeout(self, job: Claimed, plan: TaskPlan) -> None:
         outcome = self._failure(job, plan, self._timeout_error(job, plan), tb="")
         if self._finish(job, outcome):
             self.threads.replace()
@@ -221,7 +222,7 @@ class Executor:
 
     # -- async tasks (event loop) ---------------------------------------------
 
-    async def _run_async(self, job: Claimed, plan: Plan) -> None:
+    async def _run_async(self, job: Claimed, plan: TaskPlan) -> None:
         job.started = True
         job.t0 = time.monotonic()
         if logger.isEnabledFor(DEBUG):
@@ -252,7 +253,7 @@ class Executor:
         self._reasons.pop(job.id, None)
         self._finish(job, outcome)
 
-    async def _run_async_tx(self, job: Claimed, plan: Plan) -> Outcome | None:
+    async def _run_async_tx(self, job: Claimed, plan: TaskPlan) -> Outcome | None:
         self.used_apool = True
         apool = await self._database.pool_async()
         async with apool.connection() as conn:
@@ -260,7 +261,7 @@ class Executor:
                 async with conn.transaction():
                     result = await plan.fn(*job.args, connection=conn, **job.kwargs)
                     outcome = self._success(job, plan, result)
-                    if outcome[2] != "succeeded":
+                    if outcome.status != "succeeded":
                         raise _Rollback(outcome)
                     if not await run_complete_async(conn, [outcome]):
                         raise _Fenced
@@ -272,7 +273,7 @@ class Executor:
 
     # -- outcomes ------------------------------------------------------------------
 
-    def _success(self, job: Claimed, plan: Plan, result: Any) -> Outcome:
+    def _success(self, job: Claimed, plan: TaskPlan, result: Any) -> Outcome:
         data = None
         if result is not None:
             try:
@@ -292,10 +293,22 @@ class Executor:
             )
         if self.metrics is not None:
             self.metrics.on_finished(job.task, "succeeded", time.monotonic() - job.t0)
-        return (job.id, job.token, "succeeded", data, None, None, None)
+        return Outcome(job.id, job.token, "succeeded", data, None, None, None)
 
     def _failure(
-        self, job: Claimed, plan: Plan, exc: BaseException, tb: str | None = None
+        self, job: Claimed, plan: TaskPlan, exc: BaseException, tb: str | None = None
+    ) -> Outcome:
+        try:
+            return self._describe_failure(job, plan, exc, tb)
+        except Exception as broken:  # describing the error failed: never lose the slot over it
+            error = f"{error_text(exc)} (describing it failed: {error_text(broken)})"
+            status = "dead" if job.attempts >= job.max_attempts else "failed"
+            delay = plan.retry.delay(job.attempts) if status == "failed" else None
+            self._log_failure(job, status, error, delay)
+            return Outcome(job.id, job.token, status, None, delay, error, None)
+
+    def _describe_failure(
+        self, job: Claimed, plan: TaskPlan, exc: BaseException, tb: str | None
     ) -> Outcome:
         if tb is None:
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -311,7 +324,8 @@ class Executor:
             delay = max(0.0, given) if given is not None else plan.retry.delay(job.attempts)
         entry["status"] = status
         self._log_failure(job, status, entry["error"], delay)
-        return (job.id, job.token, status, None, delay, entry["error"], dumps(entry, "error entry"))
+        error = entry["error"]
+        return Outcome(job.id, job.token, status, None, delay, error, dumps(entry, "error entry"))
 
     def _unknown(self, job: Claimed) -> Outcome:
         known = ", ".join(sorted(self._registry.tasks)) or "none"
@@ -327,10 +341,10 @@ class Executor:
             "status": "dead",
         }
         self._log_failure(job, "dead", error, None)
-        return (job.id, job.token, "dead", None, None, error, dumps(entry, "error entry"))
+        return Outcome(job.id, job.token, "dead", None, None, error, dumps(entry, "error entry"))
 
     @staticmethod
-    def _timeout_error(job: Claimed, plan: Plan) -> JobTimeout:
+    def _timeout_error(job: Claimed, plan: TaskPlan) -> JobTimeout:
         return JobTimeout(f"task {job.task} exceeded its timeout of {plan.timeout}s")
 
     # -- logging -------------------------------------------------------------------

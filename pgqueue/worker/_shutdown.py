@@ -5,11 +5,15 @@
    the attempt does not count).
 3. Let running jobs finish within ``shutdown_grace``; a second signal
    (``abort()``) cuts the wait short.
-4. Jobs still running then are released (started=true: the attempt counts),
+4. Jobs still running then are released (started=true: the attempt counts;
+   a job with no attempt left goes to ``dead``, as the rescuer would send it),
    async ones cancelled; sync threads cannot be stopped and are abandoned
    (their late outcomes are ignored). The exit code becomes 1.
 5. Flush the completer, then stop the notifier, heartbeat (the worker row is
    removed), maintenance loops and metrics, task threads; close the claim connection.
+
+``shutdown`` returns the exit code; the worker logs ``worker_stop`` with the
+code it finally returns.
 """
 
 from __future__ import annotations
@@ -22,23 +26,24 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from pgqueue._db import first_line
 from pgqueue._sql import query
 from pgqueue.worker._claimed import Claimed
-from pgqueue.worker._config import EXIT_ABORTED
-from pgqueue.worker._connect import first_line
+from pgqueue.worker._config import EXIT_ABORTED, EXIT_OK
 from pgqueue.worker._log import log
 
 if TYPE_CHECKING:
+    from pgqueue.worker._startup import Started
     from pgqueue.worker._worker import Worker
 
 SHUTDOWN_TICK = 0.01  # seconds between checks while running jobs finish
 
 
-async def shutdown(worker: Worker) -> None:
-    worker.stopping = True
-    started_at = time.monotonic()
+async def shutdown(worker: Worker, started: Started) -> int:
+    """Stop ``worker`` (its claim loop has returned); returns the exit code."""
+    code = EXIT_OK
     await _release(worker, _unstarted(worker), started=False)
-    deadline = started_at + worker.config.shutdown_grace
+    deadline = time.monotonic() + worker.config.shutdown_grace
     aborting = worker.aborting
     while worker.running and time.monotonic() < deadline:
         if aborting is not None and aborting.is_set():
@@ -49,17 +54,10 @@ async def shutdown(worker: Worker) -> None:
         for job in jobs:
             worker.executor.cancel(job.id, "abort")
         await _release(worker, jobs, started=True)
-        worker.exit_code = EXIT_ABORTED
+        code = EXIT_ABORTED
     await asyncio.to_thread(worker.completer.stop)
-    await _stop_services(worker)
-    log(
-        logging.INFO,
-        "worker_stop",
-        worker=worker.worker_id,
-        processed=worker.processed,
-        exit_code=worker.exit_code,
-        seconds=time.monotonic() - started_at,
-    )
+    await _stop_services(worker, started)
+    return code
 
 
 def _unstarted(worker: Worker) -> list[Claimed]:
@@ -69,9 +67,7 @@ def _unstarted(worker: Worker) -> list[Claimed]:
     for job in list(worker.running.values()):
         if not job.started and worker.executor.cancel(job.id, "abort"):
             jobs.append(job)
-    unstarted = worker.take(jobs) + worker.undispatched
-    worker.undispatched = []
-    return unstarted
+    return worker.take(jobs) + worker.take_undispatched()
 
 
 async def _release(worker: Worker, jobs: list[Claimed], *, started: bool) -> None:
@@ -86,14 +82,14 @@ async def _release(worker: Worker, jobs: list[Claimed], *, started: bool) -> Non
     try:
         rows = await worker.db.fetch(query("release"), params, retry=False)
         if rows is None:
-            raise psycopg.OperationalError("no connection to the database")
-        released = len(rows)
+            raise psycopg.OperationalError("the database is unavailable")
         log(
             logging.INFO if not started else logging.WARNING,
             "release",
             worker=worker.worker_id,
             jobs=ids,
-            released=released,
+            released=len(rows),
+            dead=",".join(str(r[0]) for r in rows if r[1] == "dead") or None,
             started=started,
         )
     except psycopg.Error as exc:
@@ -107,15 +103,13 @@ async def _release(worker: Worker, jobs: list[Claimed], *, started: bool) -> Non
         )
 
 
-async def _stop_services(worker: Worker) -> None:
-    for task in worker.background:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    if worker.notifier is not None:
-        await worker.notifier.stop()
-    if worker.heartbeat is not None:
-        await asyncio.to_thread(worker.heartbeat.stop)
+async def _stop_services(worker: Worker, started: Started) -> None:
+    started.watchdog.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await started.watchdog
+    if started.notifier is not None:
+        await started.notifier.stop()
+    await asyncio.to_thread(started.heartbeat.stop)
     await asyncio.to_thread(worker.services.stop)
     worker.executor.threads.stop()
     await worker.db.close()

@@ -1,9 +1,11 @@
 """Starting a worker: its connections and threads, and the watchdog.
 
 In order: the claim connection (a failure here is the caller's error: the
-database is unreachable), the notifier (LISTEN), the completer thread, the
-heartbeat thread (it registers the worker row), the services (rescuer,
-scheduler, pruner, metrics), the watchdog, the signal handlers.
+database is unreachable; a supervised child waits for it instead of crashing),
+the notifier (LISTEN), the completer thread, the heartbeat thread (it
+registers the worker row), the services (rescuer, scheduler, pruner,
+metrics), the watchdog, the signal handlers. Returns what
+it built (:class:`Started`); the worker keeps it and hands it to ``shutdown``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgqueue.worker._config import HEARTBEAT_MAX
@@ -25,16 +28,29 @@ if TYPE_CHECKING:
 WATCHDOG_TICK = 0.05  # seconds between timeout checks
 
 
-async def startup(worker: Worker) -> None:
+@dataclass(frozen=True)
+class Started:
+    """What ``startup`` built beside the worker's own parts."""
+
+    notifier: Notifier | None
+    heartbeat: Heartbeat
+    watchdog: asyncio.Task[None]
+
+
+async def startup(worker: Worker) -> Started:
     cfg = worker.config
-    await worker.db.open()
-    wake = worker.wake
+    if cfg.parent_pid is None:
+        await worker.db.open()  # unreachable: the caller's error, raised
+    else:
+        await worker.db.get()  # a supervised child waits out an outage (backoff)
+    notifier = None
     if cfg.listen:
-        worker.notifier = Notifier(worker.database, worker.queues, wake)
-        worker.notifier.start()
+        notifier = Notifier(worker.database, worker.queues, worker.wake,
+                            on_cancel=lambda ids: _cancel_requested(worker, ids))  # fmt: skip
+        notifier.start()
     worker.completer.start()
     leases = worker.registry.leases()
-    worker.heartbeat = Heartbeat(
+    heartbeat = Heartbeat(
         worker.database,
         worker_id=worker.worker_id,
         queues=worker.queues,
@@ -44,10 +60,9 @@ async def startup(worker: Worker) -> None:
         on_lost=lambda ids: _lost(worker, ids),
         on_cancel=lambda ids: _cancel_requested(worker, ids),
     )
-    worker.heartbeat.start()
+    heartbeat.start()
     worker.services.start()
-    worker.executor.metrics = worker.services.metrics
-    worker.background.append(asyncio.get_running_loop().create_task(_watchdog(worker)))
+    watchdog = asyncio.get_running_loop().create_task(_watchdog(worker))
     worker.install_signal_handlers()
     log(
         logging.INFO,
@@ -58,6 +73,7 @@ async def startup(worker: Worker) -> None:
         listen=cfg.listen,
         pid=os.getpid(),
     )
+    return Started(notifier, heartbeat, watchdog)
 
 
 # -- heartbeat callbacks (heartbeat thread) ---------------------------------------
@@ -67,7 +83,7 @@ def _held(worker: Worker) -> list[Held]:
     """Every lease to renew: running jobs, and finished ones not yet recorded."""
     with worker.lock:
         held = [(j.id, j.token, j.lease) for j in worker.running.values()]
-    held += [(o[0], o[1], worker.lease) for o in worker.completer.pending()]
+    held += [(o.id, o.token, worker.lease) for o in worker.completer.pending()]
     return held
 
 
@@ -87,8 +103,10 @@ def _lost(worker: Worker, ids: list[int]) -> None:
 
 
 def _cancel_requested(worker: Worker, ids: list[int]) -> None:
+    # From the heartbeat thread, or the notifier (any worker's jobs: ours are in running).
     for job_id in ids:
-        worker.call(worker.executor.cancel, job_id, "cancel")
+        if job_id in worker.running:
+            worker.call(worker.executor.cancel, job_id, "cancel")
 
 
 # -- the watchdog: timeouts, gauges, a vanished supervisor ----------------------------

@@ -12,7 +12,8 @@ interval (with jitter) passes.
 Around it: the notifier (LISTEN), the completer (batched outcomes), the
 heartbeat (leases, worker row), the services (rescuer, scheduler, pruner,
 metrics) and a watchdog (timeouts, a vanished supervisor); they are started
-in ``_startup.py`` and stopped in ``_shutdown.py``.
+in ``_startup.py`` and stopped in ``_shutdown.py``, which return what they built
+(the notifier, the heartbeat, the exit code); the worker keeps it.
 
 Threads: the event loop (claims, dispatch, async tasks), the task threads
 (sync tasks), the completer, the heartbeat and each maintenance loop. A job
@@ -28,6 +29,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,7 +38,7 @@ from pgqueue._sql import query
 from pgqueue.worker._bounds import ClaimBounds
 from pgqueue.worker._claimed import Claimed, Outcome
 from pgqueue.worker._completer import Completer
-from pgqueue.worker._config import EXIT_OK, RECYCLE_EXIT_CODE, WorkerConfig
+from pgqueue.worker._config import EXIT_ABORTED, EXIT_OK, RECYCLE_EXIT_CODE, WorkerConfig
 from pgqueue.worker._connect import LoopConnection
 from pgqueue.worker._executor import Executor
 from pgqueue.worker._heartbeat import Heartbeat
@@ -85,10 +87,9 @@ class Worker:
         )
         self.processed = 0  # jobs finished (any outcome) by this worker
         self.claimed = 0
-        self.undispatched: list[Claimed] = []  # claimed after a stop request: released unstarted
+        self._undispatched: list[Claimed] = []  # claimed after a stop request: released unstarted
         self.stopping = False
         self.aborting: asyncio.Event | None = None
-        self.exit_code = EXIT_OK
         self._finished_gen = 0
         self._wake_on_finish = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,7 +103,6 @@ class Worker:
         self.services = Services(database, registry, self.config)
         self.limits = LimitedQueues(self.queues)
         self.bounds = ClaimBounds()  # where plain-queue claims start (pinned horizons)
-        self.background: list[asyncio.Task[None]] = []
         self._signals = 0
         self._signal_handlers = SignalHandlers()
         self._owns_loop = False  # run() made the event loop: signals are ours
@@ -120,13 +120,34 @@ class Worker:
         self._progress = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self.aborting = asyncio.Event()
-        await startup(self)
+        started = await startup(self)
+        self.notifier, self.heartbeat = started.notifier, started.heartbeat
+        self.executor.metrics = self.services.metrics
+        code = EXIT_ABORTED  # unless the loop returns, or the host cancels it
         try:
-            await self._claim_loop()
+            code = await self._claim_loop()
+        except asyncio.CancelledError:
+            code = EXIT_OK  # the host ends the worker's task: a graceful stop, then re-raise
+            raise
+        except Exception:  # a bug, or a database error that is no outage: stop cleanly
+            logger.exception(kv("worker_failed", worker=self.worker_id))
         finally:
-            await shutdown(self)
-            self._signal_handlers.remove()
-        return self.exit_code
+            self.stopping = True
+            stopped_at = time.monotonic()
+            try:
+                if await shutdown(self, started) != EXIT_OK:
+                    code = EXIT_ABORTED
+            finally:
+                self._signal_handlers.remove()
+                log(
+                    logging.INFO,
+                    "worker_stop",
+                    worker=self.worker_id,
+                    processed=self.processed,
+                    exit_code=code,
+                    seconds=time.monotonic() - stopped_at,
+                )
+        return code
 
     def stop(self) -> None:
         """Stop claiming; let running jobs finish (within the grace period)."""
@@ -142,7 +163,8 @@ class Worker:
 
     # -- the claim loop ------------------------------------------------------------
 
-    async def _claim_loop(self) -> None:
+    async def _claim_loop(self) -> int:
+        """Claim and dispatch until stopped or drained; returns the exit code."""
         cfg = self.config
         wake = self._wake
         assert wake is not None
@@ -157,8 +179,7 @@ class Worker:
             if cfg.max_tasks is not None:
                 free = min(free, cfg.max_tasks - self.claimed)
                 if free <= 0 and not self.running:
-                    self.exit_code = RECYCLE_EXIT_CODE
-                    return
+                    return RECYCLE_EXIT_CODE
             if free <= 0:
                 await self._wait_for_slot(since=gen)
                 if cfg.fetch_cooldown and len(self.running) * 2 > cfg.concurrency:
@@ -172,9 +193,9 @@ class Worker:
                 if len(jobs) == free:
                     continue  # a full batch: there may be more
             if self.stopping:
-                return
+                return EXIT_OK
             if cfg.until_empty and not jobs and await self._drained():
-                return
+                return EXIT_OK
             # Burst mode, or limited queues (a finished job frees a max_running place):
             # a job finishing here is also a reason to claim again.
             on_finish = cfg.until_empty or bool(self.limits.names)
@@ -182,6 +203,7 @@ class Worker:
             # the claim a notification triggers.
             await self.limits.refresh(self.db)
             await self._wait(self._poll_timeout(), since=gen if on_finish else None)
+        return EXIT_OK
 
     async def _claim(self, limit: int) -> list[Claimed]:
         queues = self._queue_order()
@@ -228,7 +250,7 @@ class Worker:
     def _dispatch(self, jobs: list[Claimed]) -> None:
         self.claimed += len(jobs)
         if self.stopping:  # a signal arrived while the claim was in flight
-            self.undispatched.extend(jobs)
+            self._undispatched.extend(jobs)
             return
         with self.lock:
             for job in jobs:
@@ -309,6 +331,8 @@ class Worker:
         if self.running:
             return False
         while not self.completer.idle():  # our last outcomes must be recorded first
+            if self.stopping:
+                return False
             await asyncio.sleep(0.001)
         rows = await self.db.fetch(query("queues_unfinished"), {"queues": self.queues})
         return rows is not None and not rows[0][0]
@@ -339,6 +363,11 @@ class Worker:
                 del self.running[job.id]
             self._finished_gen += 1
         return taken
+
+    def take_undispatched(self) -> list[Claimed]:
+        """The jobs claimed after a stop request (shutdown releases them unstarted)."""
+        jobs, self._undispatched = self._undispatched, []
+        return jobs
 
     def _retry_due(self, delays: list[float]) -> None:
         # From the completer thread, after retries were recorded: claim again when due.
