@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
-from collections.abc import Iterator
+import statistics
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,3 +44,25 @@ def fresh_database(prefix: str = "pgqueue_bench", server: str | None = None) -> 
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def script_args(
+    prog: str, doc: str, argv: list[str] | None, *options: tuple[str, type, object]
+) -> argparse.Namespace:
+    """A small benchmark script's arguments: ``--dsn`` (it becomes the server),
+    ``--json``, and its own ``(flag, type, default)`` options."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    parser.add_argument("--dsn", help="server (maintenance DB) to create the database on")
+    for flag, kind, default in options:
+        parser.add_argument(flag, type=kind, default=default)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.dsn:
+        os.environ["PGQUEUE_BENCH_DSN"] = args.dsn
+    return args
+
+
+def spread(values: Sequence[float]) -> dict[str, int]:
+    """Median, min and max, rounded."""
+    return {"median": round(statistics.median(values)), "min": round(min(values)),
+            "max": round(max(values))}  # fmt: skip

@@ -49,6 +49,17 @@ def make_app(dsn: str) -> pgqueue.App:
     return app
 
 
+def drained(dsn: str) -> tuple[int, float | None]:
+    """Jobs succeeded in queue ``bench``, and their span (first claim to last completion)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'succeeded'),"
+            " extract(epoch FROM max(finished_at) - min(started_at))::float8"
+            " FROM pgqueue.jobs WHERE queue = 'bench'"
+        ).fetchone()
+    return (int(row[0]), row[1]) if row else (0, None)
+
+
 def drain(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     app = make_app(dsn)
     task = app.tasks["bench.anoop" if args.use_async else "bench.noop"]
@@ -68,12 +79,7 @@ def drain(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
         rescue=False,
     )
     wall = time.perf_counter() - t0
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        done, span = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'succeeded'),"
-            " extract(epoch FROM max(finished_at) - min(started_at))::float8"
-            " FROM pgqueue.jobs WHERE queue = 'bench'"
-        ).fetchone() or (0, None)
+    done, span = drained(dsn)
     return {
         "jobs": args.jobs,
         "succeeded": done,

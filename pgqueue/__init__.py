@@ -1,5 +1,6 @@
 """pgqueue: a PostgreSQL-native job queue for Python."""
 
+from pgqueue._admin import Replayed, Retried
 from pgqueue._app import App
 from pgqueue._context import JobContext, current_job
 from pgqueue._core import JobSpec, RetryPolicy
@@ -43,6 +44,8 @@ __all__ = [
     "PgQueueError",
     "QueueFull",
     "QueueSettings",
+    "Replayed",
+    "Retried",
     "Retry",
     "RetryPolicy",
     "Schedule",

@@ -6,6 +6,7 @@ once, driven by ``Database.run`` or ``Database.run_async``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +22,41 @@ def _ids(ids: Any) -> list[int]:
     return out
 
 
-def retry_jobs(ids: Any) -> Operation[list[int]]:
+class Retried(list[int]):
+    """The ids requeued by ``retry_jobs`` (a list, as before), sorted.
+
+    ``skipped``: the ids left as they were because an unfinished job holds
+    their unique key again (in its scope); retry them once it has finished.
+    """
+
+    __module__ = "pgqueue"
+
+    def __init__(self, ids: Iterable[int] = (), skipped: Iterable[int] = ()) -> None:
+        super().__init__(sorted(ids))
+        self.skipped: list[int] = sorted(skipped)
+
+
+class Replayed(int):
+    """How many dead jobs ``replay_dead`` requeued (an int, as before).
+
+    ``skipped``: the ids left dead because an unfinished job holds their
+    unique key again (in its scope); replay them once it has finished.
+    """
+
+    __module__ = "pgqueue"
+
+    skipped: list[int]
+
+    def __new__(cls, count: int = 0, skipped: Iterable[int] = ()) -> Replayed:
+        self = super().__new__(cls, count)
+        self.skipped = sorted(skipped)
+        return self
+
+
+def retry_jobs(ids: Any) -> Operation[Retried]:
     """Requeue failed, dead or cancelled jobs now; returns the ids requeued."""
     rows = yield Statement(query("retry_jobs"), {"ids": _ids(ids)})
-    return sorted(r[0] for r in rows)
+    return Retried((r[0] for r in rows if r[1]), (r[0] for r in rows if not r[1]))
 
 
 def cancel_jobs(ids: Any) -> Operation[dict[str, list[int]]]:
@@ -43,21 +75,28 @@ def replay_dead(
     since: datetime | None = None,
     batch_size: int = 1000,
     limit: int | None = None,
-) -> Operation[int]:
-    """Requeue dead jobs matching the filters, in batches (one statement each)."""
+) -> Operation[Replayed]:
+    """Requeue dead jobs matching the filters, in batches (one statement each).
+
+    At most ``limit`` jobs are requeued; jobs whose unique key is held again
+    are skipped (``Replayed.skipped``) and the rest of the batch goes on.
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
-    total = 0
+    total, after = 0, 0
+    skipped: list[int] = []
     while limit is None or total < limit:
         size = batch_size if limit is None else min(batch_size, limit - total)
-        params = {"queue": queue, "task": task, "since": since, "limit": size}
-        n = len((yield Statement(query("replay_dead"), params)))
-        total += n
-        if n < size:
+        params = {"queue": queue, "task": task, "since": since, "limit": size, "after": after}
+        rows = yield Statement(query("replay_dead"), params)
+        total += sum(1 for r in rows if r[1])
+        skipped += (r[0] for r in rows if not r[1])
+        if len(rows) < size:
             break
-    return total
+        after = max(r[0] for r in rows)  # skipped jobs stay dead: move past them
+    return Replayed(total, skipped)
 
 
 def purge(

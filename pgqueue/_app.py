@@ -151,6 +151,7 @@ class App:
         lease: float | None = None,
         retry: RetryPolicy | None = None,
         transactional: bool = False,
+        unique_scope: str = "task",
     ) -> Callable[[F], Task[Any, Any]]: ...
 
     def task(self, fn: Any = None, /, **options: Any) -> Any:  # type: ignore[misc]
@@ -259,11 +260,11 @@ class App:
 
     # -- operations ------------------------------------------------------------
 
-    def retry_jobs(self, ids: Iterable[int]) -> list[int]:
+    def retry_jobs(self, ids: Iterable[int]) -> _admin.Retried:
         """Requeue failed, dead or cancelled jobs now; returns the ids requeued."""
         return self.database.run(_admin.retry_jobs(ids))
 
-    async def retry_jobs_async(self, ids: Iterable[int]) -> list[int]:
+    async def retry_jobs_async(self, ids: Iterable[int]) -> _admin.Retried:
         return await self.database.run_async(_admin.retry_jobs(ids))
 
     def cancel_jobs(self, ids: Iterable[int]) -> dict[str, list[int]]:
@@ -273,11 +274,11 @@ class App:
     async def cancel_jobs_async(self, ids: Iterable[int]) -> dict[str, list[int]]:
         return await self.database.run_async(_admin.cancel_jobs(ids))
 
-    def replay_dead(self, **filters: Any) -> int:
+    def replay_dead(self, **filters: Any) -> _admin.Replayed:
         """Requeue dead jobs (``queue``, ``task``, ``since``, ``batch_size``, ``limit``)."""
         return self.database.run(_admin.replay_dead(**filters))
 
-    async def replay_dead_async(self, **filters: Any) -> int:
+    async def replay_dead_async(self, **filters: Any) -> _admin.Replayed:
         return await self.database.run_async(_admin.replay_dead(**filters))
 
     def purge(self, **filters: Any) -> int:

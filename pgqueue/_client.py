@@ -12,7 +12,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 from pgqueue._bulk import Batch, gc_paused
-from pgqueue._core import FINISHED, JobSpec, match_inserted
+from pgqueue._core import FINISHED, JobSpec, holder_params, match_inserted
 from pgqueue._errors import PgQueueError, QueueFull
 from pgqueue._job import Job, inserted_row
 from pgqueue._sql import query
@@ -29,17 +29,23 @@ def _job_row(spec: JobSpec, ins: Row) -> Row:
     return inserted_row(spec, job_id, run_at, created_at, status, unique_key)
 
 
+def _holders(rows: Sequence[Row]) -> dict[int, Row]:
+    """``jobs_by_unique_key`` rows by their position in the lookup (a job row each)."""
+    return {row[-1]: row[:-1] for row in rows}
+
+
 def _assemble(
     specs: Sequence[JobSpec], per_spec: list[Row | None], existing: Sequence[Row]
 ) -> list[Row]:
-    by_key = {row[12]: row for row in existing}
+    holders = _holders(existing)
     out: list[Row] = []
+    pos = 0  # the refused specs were looked up in order
     for spec, ins in zip(specs, per_spec, strict=True):
-        if ins is not None:
-            out.append(_job_row(spec, ins))
+        if ins is None:
+            pos += 1
+            out.append(holders[pos])
         else:
-            assert spec.unique_key is not None
-            out.append(by_key[spec.unique_key])
+            out.append(_job_row(spec, ins))
     return out
 
 
@@ -88,8 +94,8 @@ def enqueue_one_sync(
                 return _job_row(spec, ins)
             holder = None
             if spec.unique_key is not None:
-                cur.execute(query("jobs_by_unique_key"), {"keys": [spec.unique_key]})
-                holder = cur.fetchone()
+                cur.execute(query("jobs_by_unique_key"), holder_params([spec]))
+                holder = _first_holder(cur.fetchall())
             depth = cur.execute(query("queue_depth"), {"queue": spec.queue}).fetchone()
             _learn(spec, depth, limited)
             row = _refused(spec, holder, depth)
@@ -112,8 +118,8 @@ async def enqueue_one_async(
                 return _job_row(spec, ins)
             holder = None
             if spec.unique_key is not None:
-                await cur.execute(query("jobs_by_unique_key"), {"keys": [spec.unique_key]})
-                holder = await cur.fetchone()
+                await cur.execute(query("jobs_by_unique_key"), holder_params([spec]))
+                holder = _first_holder(await cur.fetchall())
             await cur.execute(query("queue_depth"), {"queue": spec.queue})
             depth = await cur.fetchone()
             _learn(spec, depth, limited)
@@ -121,6 +127,10 @@ async def enqueue_one_async(
             if row is not None:
                 return row
     raise PgQueueError(f"unique key {spec.unique_key!r}: its holder keeps changing; not enqueued")
+
+
+def _first_holder(rows: Sequence[Row]) -> Row | None:
+    return rows[0][:-1] if rows else None
 
 
 def _learn(spec: JobSpec, depth: Row | None, limited: set[str]) -> None:
@@ -186,7 +196,7 @@ def _enqueue_json_sync(
         per_spec, missing = match_inserted(specs, check_full(cur.fetchall()))
         existing: list[Row] = []
         if missing:
-            cur.execute(query("jobs_by_unique_key"), {"keys": missing})
+            cur.execute(query("jobs_by_unique_key"), holder_params(missing))
             existing = cur.fetchall()
     return _assemble(specs, per_spec, existing)
 
@@ -199,6 +209,6 @@ async def _enqueue_json_async(
         per_spec, missing = match_inserted(specs, check_full(await cur.fetchall()))
         existing: list[Row] = []
         if missing:
-            await cur.execute(query("jobs_by_unique_key"), {"keys": missing})
+            await cur.execute(query("jobs_by_unique_key"), holder_params(missing))
             existing = await cur.fetchall()
     return _assemble(specs, per_spec, existing)

@@ -37,12 +37,23 @@ _SEPARATORS = (",", ":")
 # A NUL character as JSON writes it (an escaped backslash before "u0000" is text).
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
+# Where a unique key must be unique among unfinished jobs: the jobs of its task
+# (the default), of its queue, or every job enqueued with the 'global' scope.
+UNIQUE_SCOPES = ("task", "queue", "global")
+
 
 def check_status(status: str) -> str:
     """``status`` if it is a job status, else ``ValueError`` listing them."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
     return status
+
+
+def check_unique_scope(scope: str) -> str:
+    """``scope`` if it is a unique-key scope, else ``ValueError`` listing them."""
+    if scope not in UNIQUE_SCOPES:
+        raise ValueError(f"unknown unique_scope {scope!r}; one of: {', '.join(UNIQUE_SCOPES)}")
+    return scope
 
 
 def dumps(value: Any, what: str) -> str:
@@ -168,6 +179,7 @@ class JobSpec:
     max_attempts: int = 3
     unique_key: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    unique_scope: str = "task"
 
     def __post_init__(self) -> None:
         _check_name(self.task, "task name", MAX_TASK_BYTES)
@@ -202,6 +214,7 @@ class JobSpec:
                 raise TypeError(f"{what} must be a mapping, not {type(value).__name__}")
         if not all(isinstance(k, str) for k in self.kwargs):
             raise TypeError("keyword argument names must be strings")
+        check_unique_scope(self.unique_scope)
 
     def with_arguments(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> JobSpec:
         """A copy with these arguments, skipping validation (this one was checked).
@@ -219,6 +232,7 @@ class JobSpec:
         spec.max_attempts = self.max_attempts
         spec.unique_key = self.unique_key
         spec.meta = self.meta
+        spec.unique_scope = self.unique_scope
         return spec
 
 
@@ -254,6 +268,7 @@ def enqueue_one_params(spec: JobSpec, max_payload: int = DEFAULT_MAX_PAYLOAD) ->
         "max_attempts": spec.max_attempts,
         "unique_key": spec.unique_key,
         "meta": meta,
+        "unique_scope": spec.unique_scope,
     }
 
 
@@ -269,7 +284,7 @@ def enqueue_params(
     rows = [
         [s.queue, s.task, s.args, s.kwargs, s.priority,
          None if s.run_at is None else s.run_at.isoformat(),
-         s.delay, s.max_attempts, s.unique_key, s.meta]
+         s.delay, s.max_attempts, s.unique_key, s.meta, s.unique_scope]
         for s in specs
     ]  # fmt: skip
     try:
@@ -285,27 +300,48 @@ def enqueue_params(
     return {"rows": encoded, "force": force}
 
 
+def unique_identity(spec: JobSpec) -> tuple[str, str, str, str] | None:
+    """What a keyed job is matched by: (key, scope, task, queue); None without a key."""
+    if spec.unique_key is None:
+        return None
+    return (spec.unique_key, spec.unique_scope, spec.task, spec.queue)
+
+
+def holder_params(specs: Sequence[JobSpec]) -> dict[str, list[str]]:
+    """The ``jobs_by_unique_key`` arrays for these keyed specs, in order."""
+    keyed = [i for i in map(unique_identity, specs) if i is not None]
+    return {
+        "keys": [i[0] for i in keyed],
+        "scopes": [i[1] for i in keyed],
+        "tasks": [i[2] for i in keyed],
+        "queues": [i[3] for i in keyed],
+    }
+
+
 def match_inserted(
     specs: Sequence[JobSpec], inserted: Sequence[tuple[Any, ...]]
-) -> tuple[list[tuple[Any, ...] | None], list[str]]:
-    """Pair each spec with its inserted row (``id, unique_key, ...``, ordered by id).
+) -> tuple[list[tuple[Any, ...] | None], list[JobSpec]]:
+    """Pair each spec with its inserted row (``id, unique_key, status, run_at,
+    created_at, woken, unique_scope, task, queue``, ordered by id).
 
     Rows come back in insertion order (ids increase), and only rows whose
-    unique key already existed are skipped. Returns the per-spec row (None
-    where the key was taken) and the keys to look up.
+    unique key was already held in its scope are skipped. Returns the
+    per-spec row (None where the key was held) and the specs whose holder
+    must be looked up.
     """
-    by_key = {row[1]: row for row in inserted if row[1] is not None}
+    by_key = {(row[1], row[6], row[7], row[8]): row for row in inserted if row[1] is not None}
     plain = iter([row for row in inserted if row[1] is None])
     out: list[tuple[Any, ...] | None] = []
-    missing: list[str] = []
+    missing: list[JobSpec] = []
     for spec in specs:
-        if spec.unique_key is None:
+        ident = unique_identity(spec)
+        if ident is None:
             out.append(next(plain))
-        elif spec.unique_key in by_key:
-            out.append(by_key.pop(spec.unique_key))
+        elif ident in by_key:
+            out.append(by_key.pop(ident))
         else:
             out.append(None)
-            missing.append(spec.unique_key)
+            missing.append(spec)
     return out, missing
 
 

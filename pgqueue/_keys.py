@@ -16,10 +16,14 @@ MIGRATE_LOCK = 7250001  # serialises concurrent `pgqueue migrate` runs
 RESCUER_LOCK = 7250002  # one rescuer pass at a time across all workers
 SCHEDULER_LOCK = 7250003  # first of the scheduler's per-shard keys (key + shard)
 PRUNER_LOCK = 7250004  # one pruner pass at a time
+# Class of the per-queue max_depth locks, two-int form (class, hashtext(queue)),
+# taken by pgqueue.lock_depth() (migration 0002 names the number literally).
+QUEUE_DEPTH_LOCK = 7250005
 
 LOCK_KEYS = {
     "migrate": MIGRATE_LOCK,
     "rescuer": RESCUER_LOCK,
     "scheduler": SCHEDULER_LOCK,
     "pruner": PRUNER_LOCK,
+    "queue_depth": QUEUE_DEPTH_LOCK,
 }

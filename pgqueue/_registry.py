@@ -56,8 +56,9 @@ class Registry:
         options = dict(options)
         name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
         config = TaskConfig(name=name, **options)
+        # A throwaway spec validates the job-level options.
         JobSpec(task=name, queue=config.queue, priority=config.priority,
-                max_attempts=config.max_attempts)  # fmt: skip  # validates
+                max_attempts=config.max_attempts, unique_scope=config.unique_scope)  # fmt: skip
         if config.timeout is not None and config.timeout <= 0:
             raise ConfigurationError(f"task {name}: timeout must be > 0")
         if name in self.tasks and self.tasks[name].fn is not func:

@@ -26,9 +26,15 @@ def _load() -> dict[str, str]:
                 raise RuntimeError(f"duplicate SQL query name {name!r}")
             queries[name] = body.strip().rstrip(";")
     # Fragments (e.g. the job column list) are spliced in by name: static text only.
-    for name, text in queries.items():
-        queries[name] = _FRAGMENT.sub(lambda m: _fragment(queries, m.group(1)), text)
+    raw = dict(queries)
+    for name, text in raw.items():
+        queries[name] = _splice(raw, text)
     return queries
+
+
+def _splice(raw: dict[str, str], text: str) -> str:
+    """``text`` with its fragments spliced in, fragments within fragments too."""
+    return _FRAGMENT.sub(lambda m: _splice(raw, _fragment(raw, m.group(1))), text)
 
 
 def _fragment(queries: dict[str, str], name: str) -> str:

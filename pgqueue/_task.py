@@ -33,6 +33,7 @@ class TaskConfig:
     lease: float | None = None
     retry: RetryPolicy | None = None
     transactional: bool = False
+    unique_scope: str = "task"
 
     def __post_init__(self) -> None:
         # The job-level defaults must make a valid job, for declared tasks and
@@ -89,8 +90,13 @@ class Task(Generic[P, R]):
         unique_key: str | None = None,
         max_attempts: int = _UNSET,
         meta: Mapping[str, Any] | None = None,
+        unique_scope: str = _UNSET,
     ) -> TaskOptions[P, R]:
-        """Options for the next enqueue: they override the task's declared ones."""
+        """Options for the next enqueue: they override the task's declared ones.
+
+        ``unique_scope``: where ``unique_key`` must be unique among unfinished
+        jobs: ``"task"`` (the default), ``"queue"`` or ``"global"``.
+        """
         cfg = self.config
         return TaskOptions(
             self,
@@ -103,6 +109,7 @@ class Task(Generic[P, R]):
                 unique_key=unique_key,
                 max_attempts=cfg.max_attempts if max_attempts is _UNSET else max_attempts,
                 meta=dict(meta or {}),
+                unique_scope=cfg.unique_scope if unique_scope is _UNSET else unique_scope,
             ),
         )
 

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from pgqueue._sql import query
+from pgqueue.worker._bounds import ClaimBounds
 
 
 def claim(conn: psycopg.Connection[Any], limit: int, queues: list[str] | None = None,
@@ -86,14 +87,25 @@ def test_claim_takes_up_to_limit_in_order_and_skips_locked_rows(
     assert states == ("running", 1, "w1", True, True)
 
 
-def test_claim_commits_without_waiting_for_its_wal_flush(db: psycopg.Connection[Any]) -> None:
-    """A claim lost in a crash is harmless (the lease token fences the first run): no fsync."""
-    insert_jobs(db, 1)
-    before = db.execute("SHOW synchronous_commit").fetchone()
-    with db.transaction():
-        assert len(claim(db, 1)) == 1
-        assert db.execute("SHOW synchronous_commit").fetchone() == ("off",)
-    assert db.execute("SHOW synchronous_commit").fetchone() == before  # that transaction only
+@pytest.mark.parametrize("statement", ["claim", "claim_after"])
+def test_claim_is_durable_unless_claim_commit_says_otherwise(
+    db: psycopg.Connection[Any], statement: str
+) -> None:
+    """A claim commits with the session's synchronous_commit (a crash cannot undo a
+    started attempt: test_claim_durability); ``pgqueue.claim_commit`` overrides it for
+    the claim's transaction alone. The bounded claim (claim_after) does the same."""
+    insert_jobs(db, 2)
+    params = {"queues": ["default"], "limit": 1, "lease": 30.0, "worker_id": "w1",
+              **ClaimBounds().segments(["default"])}  # fmt: skip
+    db.execute("SET synchronous_commit = on")
+    for setting, expected in ((None, "on"), ("off", "off")):
+        if setting is not None:
+            db.execute("SELECT set_config('pgqueue.claim_commit', %s, false)", (setting,))
+        with db.transaction():
+            rows = db.execute(query(statement), {**params, "token": str(uuid.uuid4())})
+            assert len(rows.fetchall()) == 1
+            assert db.execute("SHOW synchronous_commit").fetchone() == (expected,)
+    assert db.execute("SHOW synchronous_commit").fetchone() == ("on",)  # that transaction only
 
 
 def test_claim_skips_future_and_paused(db: psycopg.Connection[Any]) -> None:

@@ -86,6 +86,9 @@ def enqueue(
     delay: Annotated[float, typer.Option(help="Seconds before it may run.")] = 0.0,
     max_attempts: Annotated[int, typer.Option(help="Attempts before dead.")] = 3,
     unique_key: Annotated[str | None, typer.Option(help="At most one unfinished job.")] = None,
+    unique_scope: Annotated[
+        str, typer.Option(help="Where the key is unique: task, queue or global.")
+    ] = "task",
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -99,6 +102,7 @@ def enqueue(
         delay=delay,
         max_attempts=max_attempts,
         unique_key=unique_key,
+        unique_scope=unique_scope,
     )
     job = plain_app(dsn).enqueue_many([spec])[0]
     if as_json:
@@ -158,10 +162,19 @@ def retry(
 ) -> None:
     """Requeue failed, dead or cancelled jobs now."""
     done = plain_app(dsn).retry_jobs(job_ids)
-    skipped = sorted(set(job_ids) - set(done))
-    typer.echo(f"requeued {len(done)} job(s)" + (f"; not retryable: {skipped}" if skipped else ""))
-    if skipped and not done:
+    held = done.skipped
+    skipped = sorted(set(job_ids) - set(done) - set(held))
+    typer.echo(
+        f"requeued {len(done)} job(s)"
+        + (f"; {_held(held)}" if held else "")
+        + (f"; not retryable: {skipped}" if skipped else "")
+    )
+    if (skipped or held) and not done:
         raise typer.Exit(1)
+
+
+def _held(ids: list[int]) -> str:
+    return f"skipped {len(ids)}, unique key held by an unfinished job: {ids}"
 
 
 @cli.command()
@@ -210,7 +223,7 @@ def dead_replay(
     if since is not None and since.tzinfo is None:
         since = since.astimezone()
     n = plain_app(dsn).replay_dead(queue=queue, task=task, since=since, batch_size=batch_size)
-    typer.echo(f"replayed {n} dead job(s)")
+    typer.echo(f"replayed {n} dead job(s)" + (f"; {_held(n.skipped)}" if n.skipped else ""))
 
 
 STATS_COLUMNS = (

@@ -1,20 +1,32 @@
 -- name: retry_jobs
--- Put failed/dead/cancelled jobs back in the queue now, with a fresh attempt budget if exhausted.
-WITH retried AS (
-    UPDATE pgqueue.jobs
+-- Put failed/dead/cancelled jobs back in the queue now, with a fresh attempt budget if
+-- exhausted; a job whose unique key is held again (in its scope) is skipped and reported.
+WITH picked AS (
+    SELECT id, queue, task, status, unique_key, unique_scope
+    FROM pgqueue.jobs
+    WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('failed', 'dead', 'cancelled')
+    ORDER BY id
+    FOR UPDATE
+), checked AS (
+{requeue_checked}
+), retried AS (
+    UPDATE pgqueue.jobs AS j
     SET status = 'queued',
         run_at = now(),
-        max_attempts = greatest(max_attempts, attempts + 1),
+        max_attempts = greatest(j.max_attempts, j.attempts + 1),
         finished_at = NULL,
         leased_until = NULL,
         lease_token = NULL,
         cancel_requested = false
-    WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('failed', 'dead', 'cancelled')
-    RETURNING id, queue
+    FROM checked
+    WHERE j.id = checked.id AND NOT checked.held
+    RETURNING j.id, j.queue
 ), wake AS (
     SELECT pg_notify('pgqueue_jobs', q.queue) FROM (SELECT DISTINCT queue FROM retried) AS q
 )
-SELECT id, (SELECT count(*) FROM wake) FROM retried
+SELECT id, true, (SELECT count(*) FROM wake) FROM retried
+UNION ALL
+SELECT id, false, 0 FROM checked WHERE held
 
 -- name: cancel_jobs
 -- Cancel waiting jobs at once; flag running ones so their worker stops them.
@@ -40,30 +52,55 @@ UNION ALL
 SELECT id, status, (SELECT count(*) FROM wake_running) FROM running
 
 -- name: replay_dead
--- Requeue a batch of dead jobs matching optional filters (the dead-letter replay).
+-- Requeue a batch of dead jobs matching optional filters, after id %(after)s (the
+-- dead-letter replay); a job whose unique key is held again is skipped and reported.
 WITH picked AS (
-    SELECT id
+    SELECT id, queue, task, status, unique_key, unique_scope
     FROM pgqueue.jobs
     WHERE status = 'dead'
+      AND id > %(after)s
       AND (%(queue)s::text IS NULL OR queue = %(queue)s)
       AND (%(task)s::text IS NULL OR task = %(task)s)
       AND (%(since)s::timestamptz IS NULL OR finished_at >= %(since)s)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), checked AS (
+{requeue_checked}
 ), replayed AS (
     UPDATE pgqueue.jobs AS j
     SET status = 'queued',
         run_at = now(),
         max_attempts = greatest(j.max_attempts, j.attempts + 1),
         finished_at = NULL
-    FROM picked
-    WHERE j.id = picked.id
+    FROM checked
+    WHERE j.id = checked.id AND NOT checked.held
     RETURNING j.id, j.queue
 ), wake AS (
     SELECT pg_notify('pgqueue_jobs', q.queue) FROM (SELECT DISTINCT queue FROM replayed) AS q
 )
-SELECT id, (SELECT count(*) FROM wake) FROM replayed
+SELECT id, true, (SELECT count(*) FROM wake) FROM replayed
+UNION ALL
+SELECT id, false, 0 FROM checked WHERE held
+
+-- name: requeue_checked
+-- Fragment: the `picked` jobs, each with whether requeueing it would break its unique
+-- key: another unfinished job holds the key in its scope, or an earlier one of this
+-- batch takes it (a `failed` job, which holds its key already, goes first).
+SELECT c.id,
+       c.unique_key IS NOT NULL AND (
+           EXISTS (SELECT 1 FROM pgqueue.jobs AS h
+                   WHERE h.unique_key = c.unique_key AND h.unique_scope = c.unique_scope
+                     AND (c.unique_scope <> 'task' OR h.task = c.task)
+                     AND (c.unique_scope <> 'queue' OR h.queue = c.queue)
+                     AND h.status IN ('queued', 'running', 'failed') AND h.id <> c.id)
+           OR row_number() OVER (
+                  PARTITION BY c.unique_key, c.unique_scope,
+                               CASE c.unique_scope WHEN 'task' THEN c.task
+                                                   WHEN 'queue' THEN c.queue ELSE '' END
+                  ORDER BY c.status = 'failed' DESC, c.id) > 1
+       ) AS held
+FROM picked AS c
 
 -- name: queue_stats
 -- Per queue: counts by state and the age of the oldest ready job.

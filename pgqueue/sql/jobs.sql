@@ -7,37 +7,34 @@ WITH input AS (
     SELECT e->>0 AS queue, e->>1 AS task, e->2 AS args, e->3 AS kwargs,
            (e->>4)::smallint AS priority, (e->>5)::timestamptz AS run_at,
            (e->>6)::float8 AS delay, (e->>7)::int AS max_attempts,
-           e->>8 AS unique_key, e->9 AS meta, ord
+           e->>8 AS unique_key, e->9 AS meta, e->>10 AS unique_scope, ord
     FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS r(e, ord)
 ), full_queues AS (
-    SELECT q.name
-    FROM pgqueue.queues AS q
-    WHERE q.max_depth IS NOT NULL
-      AND NOT %(force)s::bool
-      AND (SELECT count(*) FROM input WHERE input.queue = q.name) > 0
-      AND (SELECT count(*) FROM input WHERE input.queue = q.name)
-          + {waiting_in_queue} > q.max_depth
+    SELECT d.queue_name AS name
+    FROM pgqueue.lock_depth(CASE WHEN %(force)s::bool THEN ARRAY[]::text[]
+                                 ELSE ARRAY(SELECT DISTINCT queue FROM input) END) AS d
+    WHERE (SELECT count(*) FROM input WHERE input.queue = d.queue_name)
+          + d.waiting > d.depth_limit
 ), ins AS (
     INSERT INTO pgqueue.jobs (queue, task, args, kwargs, priority, run_at,
-                              max_attempts, unique_key, meta)
+                              max_attempts, unique_key, meta, unique_scope)
     SELECT queue, task, args, kwargs, priority,
            coalesce(run_at, now() + make_interval(secs => delay)),
-           max_attempts, unique_key, meta
+           max_attempts, unique_key, meta, coalesce(unique_scope, 'task')
     FROM input
     WHERE NOT EXISTS (SELECT 1 FROM full_queues)
     ORDER BY ord
-    ON CONFLICT (unique_key)
-        WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'failed')
-        DO NOTHING
-    RETURNING id, queue, unique_key, status, run_at, created_at
+    {unique_conflict}
+    RETURNING id, queue, unique_key, status, run_at, created_at, unique_scope, task
 ), wake AS (
     SELECT pg_notify('pgqueue_jobs', q.queue)
     FROM (SELECT DISTINCT queue FROM ins WHERE run_at <= now()) AS q
 )
-SELECT id, unique_key, status, run_at, created_at, (SELECT count(*) FROM wake) AS woken
+SELECT id, unique_key, status, run_at, created_at, (SELECT count(*) FROM wake) AS woken,
+       unique_scope, task, queue
 FROM ins
 UNION ALL
-SELECT NULL, name, 'full', NULL, NULL, 0 FROM full_queues
+SELECT NULL, name, 'full', NULL, NULL, 0, NULL, NULL, NULL FROM full_queues
 ORDER BY 1
 
 -- name: enqueue_prelude
@@ -49,11 +46,11 @@ WITH input AS (
     SELECT * FROM unnest(%(queues)s::text[], %(counts)s::int[], %(due)s::bool[],
                          %(earliest)s::timestamptz[]) AS i(queue, n, due, earliest)
 ), full_queues AS (
-    SELECT q.name
-    FROM pgqueue.queues AS q JOIN input ON input.queue = q.name
-    WHERE q.max_depth IS NOT NULL
-      AND NOT %(force)s::bool
-      AND input.n + {waiting_in_queue} > q.max_depth
+    SELECT d.queue_name AS name
+    FROM pgqueue.lock_depth(CASE WHEN %(force)s::bool THEN ARRAY[]::text[]
+                                 ELSE %(queues)s::text[] END) AS d
+    JOIN input ON input.queue = d.queue_name
+    WHERE input.n + d.waiting > d.depth_limit
 ), wake AS (
     SELECT pg_notify('pgqueue_jobs', queue)
     FROM input
@@ -88,27 +85,26 @@ WITH ins AS (
 
 -- name: enqueue_one_limited
 -- `enqueue_one` for a queue with a max_depth: nothing when the queue is full.
+-- lock_depth serialises the producers of the queue until their commit, so the
+-- depth holds under concurrent producers.
 WITH ins AS (
 {enqueue_one_select}
     WHERE NOT EXISTS (
-        SELECT 1 FROM pgqueue.queues AS q
-        WHERE q.name = %(queue)s AND q.max_depth IS NOT NULL
-          AND 1 + {waiting_in_queue} > q.max_depth)
+        SELECT 1 FROM pgqueue.lock_depth(ARRAY[%(queue)s::text]) AS d
+        WHERE 1 + d.waiting > d.depth_limit)
 {enqueue_one_finish}
 
 -- name: enqueue_one_select
 -- Fragment: the single job's row (enqueue_one*).
     INSERT INTO pgqueue.jobs (queue, task, args, kwargs, priority, run_at,
-                              max_attempts, unique_key, meta)
+                              max_attempts, unique_key, meta, unique_scope)
     SELECT %(queue)s, %(task)s, %(args)s::jsonb, %(kwargs)s::jsonb, %(priority)s,
            coalesce(%(run_at)s::timestamptz, now() + make_interval(secs => %(delay)s)),
-           %(max_attempts)s, %(unique_key)s, %(meta)s::jsonb
+           %(max_attempts)s, %(unique_key)s, %(meta)s::jsonb, %(unique_scope)s
 
 -- name: enqueue_one_finish
 -- Fragment: skip a held unique key, return the row, wake its queue (enqueue_one*).
-    ON CONFLICT (unique_key)
-        WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'failed')
-        DO NOTHING
+    {unique_conflict}
     RETURNING id, queue, unique_key, status, run_at, created_at
 )
 SELECT id, unique_key, status, run_at, created_at,
@@ -128,11 +124,23 @@ WHERE q.name = %(queue)s
                        LIMIT q.max_depth + 1) AS waiting)
 
 -- name: jobs_by_unique_key
--- The job holding each unique key: the unfinished one, else the newest.
-SELECT DISTINCT ON (unique_key) {job_columns}
-FROM pgqueue.jobs
-WHERE unique_key = ANY(%(keys)b::text[])
-ORDER BY unique_key, (status IN ('queued', 'running', 'failed')) DESC, id DESC
+-- The job holding each (key, scope, task, queue) of the arrays, within its scope: the
+-- unfinished one, else the newest; each row ends with its 1-based position in the arrays.
+SELECT DISTINCT ON (k.pos) {job_columns}, k.pos
+FROM unnest(%(keys)s::text[], %(scopes)s::text[], %(tasks)s::text[], %(queues)s::text[])
+     WITH ORDINALITY AS k(k_key, k_scope, k_task, k_queue, pos)
+JOIN pgqueue.jobs AS j
+  ON j.unique_key = k.k_key AND j.unique_scope = k.k_scope
+ AND (k.k_scope <> 'task' OR j.task = k.k_task)
+ AND (k.k_scope <> 'queue' OR j.queue = k.k_queue)
+ORDER BY k.pos, (j.status IN ('queued', 'running', 'failed')) DESC, j.id DESC
+
+-- name: unique_conflict
+-- Fragment: the conflict target of jobs_unique_key_idx (a held key in its scope).
+ON CONFLICT (unique_key, unique_scope,
+             (CASE unique_scope WHEN 'task' THEN task WHEN 'queue' THEN queue ELSE '' END))
+        WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'failed')
+        DO NOTHING
 
 -- name: get_job
 -- One job by id.

@@ -2,13 +2,14 @@
 -- Lease up to %(limit)s ready jobs, queues in the listed order, each queue by priority DESC, run_at, id.
 -- The per-queue LATERAL reads jobs_claim_idx (queue, priority DESC, run_at, id) WHERE status IN ('queued','failed').
 -- Paused queues are skipped, and so are limited ones (max_running, rate_limit): claim_limited takes those.
--- The claim commits without waiting for its WAL flush (synchronous_commit off for this
--- transaction only): a claim lost in a server crash leaves the job claimable again, and the
--- lease token fences the first run's outcome, so at-least-once holds and a claim costs no fsync.
+-- The claim is durable (it commits with the session's synchronous_commit), so a server
+-- crash cannot undo a started attempt. `pgqueue.claim_commit` (a database or role setting)
+-- overrides it for the claim alone; 'off' trades that for one fsync less per claim
+-- (README, "Delivery guarantees").
 WITH candidates AS (
     SELECT j.id
     FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, pos)
-    CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+{claim_commit}
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at
         FROM pgqueue.jobs
@@ -37,7 +38,7 @@ WITH candidates AS (
     FROM unnest(%(seg_queue)s::text[], %(seg_above)s::int[], %(seg_below)s::int[],
                 %(seg_priority)s::smallint[], %(seg_after)s::timestamptz[])
          WITH ORDINALITY AS s(queue, above, below, priority, after, pos)
-    CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+{claim_commit}
     CROSS JOIN LATERAL (
         SELECT * FROM (
             SELECT id, priority, run_at
@@ -216,6 +217,14 @@ UPDATE pgqueue.jobs
 SET progress = %(progress)s::jsonb
 WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s::uuid
 RETURNING cancel_requested
+
+-- name: claim_commit
+-- Fragment: a claim commits with the session's synchronous_commit, or with
+-- `pgqueue.claim_commit` when that is set (claim, claim_after).
+    CROSS JOIN (SELECT set_config('synchronous_commit',
+                                  coalesce(nullif(current_setting('pgqueue.claim_commit', true), ''),
+                                           current_setting('synchronous_commit')),
+                                  true)) AS claim_commit
 
 -- name: lease_candidates
 -- Fragment: lease the rows of the `candidates` CTE (claim, claim_limited).

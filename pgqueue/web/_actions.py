@@ -132,8 +132,9 @@ async def dead_action(app: App, form: Form) -> str:
     filters = dead_filters({k: v[0] for k, v in form.items() if v})
     action = _field(form, "action")
     if action == "replay":
-        n = await app.replay_dead_async(**filters)
-        return f"replayed {n} dead job(s)"
+        replayed = await app.replay_dead_async(**filters)
+        held = f"; skipped (unique key held): {replayed.skipped}" if replayed.skipped else ""
+        return f"replayed {replayed} dead job(s){held}"
     if action == "purge":
         if filters["since"] is not None:
             raise ValueError("purge takes queue and task filters, not since")
