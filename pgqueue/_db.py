@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from pgqueue._config import describe, resolve_dsn
 from pgqueue._connection import async_connection, sync_connection
 from pgqueue._dsn import scrub
-from pgqueue._errors import ConfigurationError, DatabaseUnavailable
+from pgqueue._errors import ConfigurationError, DatabaseUnavailable, first_line
 
 T = TypeVar("T")
 Rows = list[Any]
@@ -70,11 +70,6 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, psycopg.Error):
         return exc.sqlstate in TRANSIENT_SQLSTATES
     return False
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -157,8 +152,6 @@ class Database:
         """A new, unopened Database like this one, at another DSN."""
         if not dsn:
             return self
-        from dataclasses import replace
-
         return Database(replace(self.config, dsn=dsn))
 
     def connect_kwargs(self) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
-from pgqueue._db import first_line, is_connection_error, is_transient
+from pgqueue._db import is_connection_error, is_transient
+from pgqueue._errors import first_line
 
 if TYPE_CHECKING:
     from pgqueue._db import Database

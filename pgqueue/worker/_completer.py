@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgqueue._db import first_line, is_transient
+from pgqueue._db import is_transient
+from pgqueue._errors import first_line
 from pgqueue._sql import query
 from pgqueue.maintenance._service import Backoff, DedicatedConnection
 from pgqueue.worker._claimed import Outcome

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgqueue._db import first_line, is_connection_error, is_transient
+from pgqueue._db import is_connection_error, is_transient
+from pgqueue._errors import first_line
 from pgqueue.maintenance._service import Backoff
 from pgqueue.worker._log import log
 

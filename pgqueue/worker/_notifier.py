@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgqueue._db import first_line
+from pgqueue._errors import first_line
 from pgqueue._keys import CANCEL_CHANNEL, JOBS_CHANNEL
 from pgqueue.maintenance._service import Backoff
 from pgqueue.worker._log import log

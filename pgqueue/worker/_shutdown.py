@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from pgqueue._db import first_line
+from pgqueue._errors import first_line
 from pgqueue._sql import query
 from pgqueue.worker._claimed import Claimed
 from pgqueue.worker._config import EXIT_ABORTED, EXIT_OK
