@@ -128,8 +128,9 @@ def test_parents_already_finished_decide_at_enqueue(app: pgqueue.App, clean_db: 
     assert anyway.status == "queued"
 
 
-def test_a_missing_parent_is_a_clear_error_and_nothing_is_inserted(app: pgqueue.App,
-                                                                   clean_db: str) -> None:  # fmt: skip
+def test_a_missing_parent_is_a_clear_error_and_nothing_is_inserted(
+    app: pgqueue.App, clean_db: str
+) -> None:
     ref = app.task_ref("t.step")
     real = ref.enqueue(1)
     with pytest.raises(pgqueue.DependencyError, match="job 424242, which does not exist"):
@@ -206,8 +207,9 @@ def _complete_marked(dsn: str, tokens: dict[int, str], job_id: int, marker: str)
         conn.execute(marker + "\n" + query("complete"), params)  # shown in pg_stat_activity
 
 
-def test_depending_on_a_running_job_never_loses_the_release(app: pgqueue.App,
-                                                            clean_db: str) -> None:  # fmt: skip
+def test_depending_on_a_running_job_never_loses_the_release(
+    app: pgqueue.App, clean_db: str
+) -> None:
     ref = app.task_ref("t.step")
     parent = ref.enqueue(1)
     tokens = claim(clean_db)  # running
