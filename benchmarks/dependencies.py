@@ -31,7 +31,6 @@ import psycopg
 from benchmarks._db import fresh_database, script_args, server_dsn
 from pgqueue._sql import query
 
-TRIGGER = "jobs_settle_dependents"
 
 
 def before_claim() -> str:
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):
                 for variant in ("before", "after"):
                     enabled = "ENABLE" if variant == "after" else "DISABLE"
-                    conn.execute(f"ALTER TABLE pgqueue.jobs {enabled} TRIGGER {TRIGGER}")
+                    conn.execute(f"ALTER TABLE pgqueue.jobs {enabled} TRIGGER USER")
                     claim_sql = query("claim") if variant == "after" else before_claim()
                     rates[variant].append(drain(conn, claim_sql, args.jobs, args.batch))
         finally:
