@@ -32,7 +32,6 @@ from benchmarks._db import fresh_database, script_args, server_dsn
 from pgqueue._sql import query
 
 
-
 def before_claim() -> str:
     """The claim as it was before 0004: RETURNING without pass_result and the parents."""
     text = query("claim")
