@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 from test_worker_app import scalar
 
 import pgqueue
@@ -148,6 +150,20 @@ def test_a_flow_joins_the_callers_transaction(app: pgqueue.App, clean_db: str) -
         app.enqueue_flow(chain(fetch.job("a"), parse.job()), connection=conn)
         conn.rollback()
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0
+
+
+def test_a_flow_joins_a_sqlalchemy_session(app: pgqueue.App, clean_db: str) -> None:
+    fetch, parse = t(app, "fetch"), t(app, "parse")
+    engine = create_engine(clean_db.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with Session(engine) as session:
+            handle = app.enqueue_flow(chain(fetch.job("s"), parse.job()), connection=session)
+            assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0  # not committed
+            session.commit()
+    finally:
+        engine.dispose()
+    drain(app)
+    assert handle.wait(timeout=10) == "<S>"
 
 
 def test_flows_async(app: pgqueue.App) -> None:
