@@ -37,6 +37,9 @@ class _Flow:
     def __or__(self, other: Node) -> Chain:
         return Chain(self, other)  # type: ignore[arg-type]
 
+    def __ror__(self, other: Node) -> Chain:  # spec | flow
+        return Chain(other, self)  # type: ignore[arg-type]
+
 
 class Chain(_Flow):
     """Steps run one after another, each receiving the previous result."""

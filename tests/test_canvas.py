@@ -100,6 +100,8 @@ def test_nested_flows(app: pgqueue.App) -> None:
     )  # fmt: skip
     specs, tails = flatten(flow)
     assert len(specs) == 8 and tails == [7]
+    piped = fetch.job("a") | group(parse.job(), parse.job()) | merge.job()
+    assert [s.task for s in flatten(piped)[0]] == ["t.fetch", "t.parse", "t.parse", "t.merge"]
     handle = app.enqueue_flow(flow)
     drain(app)
     assert handle.wait(timeout=10) == 7
