@@ -122,6 +122,8 @@ def flatten(flow: Node) -> tuple[list[JobSpec], list[int]]:
     the flow waits for, whose results are the flow's."""
     out: list[JobSpec] = []
     tails, _ = _add(_checked(flow), (), False, out, set())
+    if not out:
+        raise ValueError("a flow needs at least one job")
     where = {id(spec): i for i, spec in enumerate(out)}
     return out, [where[id(t)] for t in tails]
 

@@ -193,6 +193,8 @@ def test_a_step_missing_its_argument_needs_a_parent(app: pgqueue.App) -> None:
         chain(t(app, "fetch").job("a"), "b")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least one job"):
         chord([], parse.job())
+    with pytest.raises(ValueError, match="at least one job"):
+        app.enqueue_flow(chain(group()))
 
 
 def test_eager_mode_runs_flows_in_order(app: pgqueue.App) -> None:
