@@ -79,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     with fresh_database("pgqueue_bench_deps", args.dsn or server_dsn()) as dsn:
         conn = psycopg.connect(dsn, autocommit=True)
         try:
-            for _ in range(args.rounds):
-                for variant in ("before", "after"):
+            for n in range(args.rounds):
+                # Each round in the other order, so that a load that drifts
+                # over the run favours neither variant.
+                for variant in ("before", "after") if n % 2 == 0 else ("after", "before"):
                     enabled = "ENABLE" if variant == "after" else "DISABLE"
                     conn.execute(f"ALTER TABLE pgqueue.jobs {enabled} TRIGGER USER")
                     claim_sql = query("claim") if variant == "after" else before_claim()
