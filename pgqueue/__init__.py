@@ -2,12 +2,15 @@
 
 from pgqueue._admin import Replayed, Retried
 from pgqueue._app import App
+from pgqueue._canvas import Chain, Chord, Group, chain, chord, group
 from pgqueue._context import JobContext, current_job
 from pgqueue._core import JobSpec, RetryPolicy
 from pgqueue._errors import (
     ConfigurationError,
     DatabaseUnavailable,
+    DependencyError,
     Discard,
+    FlowNotFound,
     JobCancelled,
     JobFailed,
     JobNotFound,
@@ -19,6 +22,7 @@ from pgqueue._errors import (
     ScheduleNotFound,
     WaitTimeout,
 )
+from pgqueue._flows import FlowHandle
 from pgqueue._hooks import Attempt, Middleware
 from pgqueue._job import Job
 from pgqueue._queues import QueueSettings
@@ -30,9 +34,15 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "Attempt",
+    "Chain",
+    "Chord",
     "ConfigurationError",
     "DatabaseUnavailable",
+    "DependencyError",
     "Discard",
+    "FlowHandle",
+    "FlowNotFound",
+    "Group",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -54,5 +64,8 @@ __all__ = [
     "Task",
     "TaskOptions",
     "WaitTimeout",
+    "chain",
+    "chord",
     "current_job",
+    "group",
 ]

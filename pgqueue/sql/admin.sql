@@ -33,7 +33,7 @@ SELECT id, false, 0 FROM checked WHERE held
 WITH waiting AS (
     UPDATE pgqueue.jobs
     SET status = 'cancelled', finished_at = now(), leased_until = NULL, lease_token = NULL
-    WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('queued', 'failed')
+    WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('queued', 'blocked', 'failed')
     RETURNING id, status
 ), running AS (
     UPDATE pgqueue.jobs
@@ -93,7 +93,7 @@ SELECT c.id,
                    WHERE h.unique_key = c.unique_key AND h.unique_scope = c.unique_scope
                      AND (c.unique_scope <> 'task' OR h.task = c.task)
                      AND (c.unique_scope <> 'queue' OR h.queue = c.queue)
-                     AND h.status IN ('queued', 'running', 'failed') AND h.id <> c.id)
+                     AND h.status IN ('queued', 'blocked', 'running', 'failed') AND h.id <> c.id)
            OR row_number() OVER (
                   PARTITION BY c.unique_key, c.unique_scope,
                                CASE c.unique_scope WHEN 'task' THEN c.task
@@ -107,6 +107,7 @@ FROM picked AS c
 SELECT queue,
        count(*) FILTER (WHERE status = 'queued' AND run_at <= now()) AS queued,
        count(*) FILTER (WHERE status = 'queued' AND run_at > now()) AS scheduled,
+       count(*) FILTER (WHERE status = 'blocked') AS blocked,
        count(*) FILTER (WHERE status = 'running') AS running,
        count(*) FILTER (WHERE status = 'failed') AS retrying,
        count(*) FILTER (WHERE status = 'dead') AS dead,
@@ -121,20 +122,28 @@ GROUP BY queue
 ORDER BY queue
 
 -- name: purge
--- Delete one batch of jobs matching explicit filters (never running ones).
+-- Delete one batch of jobs matching explicit filters (never running ones, nor a
+-- parent whose dependents are unfinished); a deleted parent's edges go with it.
 WITH victims AS (
-    SELECT id
-    FROM pgqueue.jobs
-    WHERE status <> 'running'
-      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-      AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-      AND (%(task)s::text IS NULL OR task = %(task)s)
+    SELECT j.id
+    FROM pgqueue.jobs AS j
+    WHERE j.status <> 'running'
+      AND (%(statuses)s::text[] IS NULL OR j.status = ANY(%(statuses)s::text[]))
+      AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)
+      AND (%(task)s::text IS NULL OR j.task = %(task)s)
       AND (%(older_than)s::float8 IS NULL
-           OR created_at <= now() - make_interval(secs => %(older_than)s))
+           OR j.created_at <= now() - make_interval(secs => %(older_than)s))
+      AND NOT {awaited_parent}
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM pgqueue.jobs AS j
+    USING victims
+    WHERE j.id = victims.id AND j.status <> 'running'
+    RETURNING j.id, j.has_dependents
+), edges AS (
+    DELETE FROM pgqueue.job_dependencies AS d
+    USING gone
+    WHERE gone.has_dependents AND d.parent_id = gone.id
 )
-DELETE FROM pgqueue.jobs AS j
-USING victims
-WHERE j.id = victims.id AND j.status <> 'running'
-RETURNING j.id
+SELECT id FROM gone
