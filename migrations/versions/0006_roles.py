@@ -32,9 +32,13 @@ RETURNS TABLE (id bigint, queue text, task text, args jsonb, kwargs jsonb, prior
                created_at timestamptz, started_at timestamptz, finished_at timestamptz,
                last_error text, errors jsonb, result jsonb, progress jsonb,
                cancel_requested boolean, meta jsonb, pos bigint)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- plpgsql, not sql: its plan is cached for the session (a sql function with
+    -- SECURITY DEFINER is planned again at every call).
+    RETURN QUERY
     WITH may AS (
         SELECT has_column_privilege(session_user, 'pgqueue.jobs', 'args', 'SELECT') AS args,
                has_column_privilege(session_user, 'pgqueue.jobs', 'kwargs', 'SELECT') AS kwargs,
@@ -63,7 +67,8 @@ AS $$
       ON j.unique_key = k.k_key AND j.unique_scope = k.k_scope
      AND (k.k_scope <> 'task' OR j.task = k.k_task)
      AND (k.k_scope <> 'queue' OR j.queue = k.k_queue)
-    ORDER BY k.pos, (j.status IN ('queued', 'running', 'failed')) DESC, j.id DESC
+    ORDER BY k.pos, (j.status IN ('queued', 'running', 'failed')) DESC, j.id DESC;
+END
 $$;
 """
 
