@@ -18,6 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 from test_worker_app import EXECUTIONS_DDL, worker_process
 
@@ -164,6 +166,13 @@ def test_producer_enqueues_single_bulk_unique_and_in_its_transaction(clean: Role
             ref.options(connection=conn).enqueue(5)
             app.enqueue_many([ref.job(i) for i in range(70)], connection=conn)
             conn.commit()
+        engine = create_engine(
+            "postgresql+psycopg://", creator=lambda: psycopg.connect(clean.dsn["producer"])
+        )
+        with Session(engine) as session:
+            ref.options(connection=session).enqueue(8)
+            session.commit()
+        engine.dispose()
         with psycopg.connect(clean.owner, autocommit=True) as conn:
             conn.execute("INSERT INTO pgqueue.queues (name, max_depth) VALUES ('small', 1)")
         small = app.task_ref("t.record", queue="small")
@@ -174,7 +183,7 @@ def test_producer_enqueues_single_bulk_unique_and_in_its_transaction(clean: Role
             app.enqueue_many([small.job(i) for i in range(80)])
     finally:
         app.close()
-    assert counts(clean) == {"queued": 1 + 100 + 5 + 1 + 2 + 1 + 70 + 1}
+    assert counts(clean) == {"queued": 1 + 100 + 5 + 1 + 2 + 1 + 70 + 1 + 1}
 
 
 @pytest.mark.parametrize("column", PAYLOAD)
@@ -276,8 +285,19 @@ def test_worker_runs_rescue_prune_and_cron(clean: Roles) -> None:
         assert Scheduler(app.database, app.registry, sync=False).tick().fired == 2
         noop.enqueue(3)  # a rate-limited claim writes the queue's window
         assert app.run_worker("rated", until_empty=True, poll_interval=0.1) == 0
-        assert app.retry_jobs([]) == []  # the operators' job commands need no more
+        # The operators' job and cron commands.
+        with psycopg.connect(clean.owner, autocommit=True) as conn:
+            dead = [r[0] for r in conn.execute(
+                "INSERT INTO pgqueue.jobs (task, status, attempts, finished_at) VALUES"
+                " ('t.x', 'dead', 3, now()), ('t.x', 'dead', 3, now()),"
+                " ('t.x', 'dead', 3, now()) RETURNING id")]  # fmt: skip
+        assert app.retry_jobs([dead[0]]) == [dead[0]]
+        assert app.replay_dead(task="t.x") == 2
+        assert app.cancel_jobs(dead)["cancelled"] == dead
+        assert app.purge(task="t.x") == 3
         app.pause_schedule("tick")
+        app.resume_schedule("tick")
+        app.remove_schedule("tick")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.pause_queue("default")  # queue controls are the admin's
     finally:
@@ -299,6 +319,13 @@ def test_reader_renders_the_read_only_dashboard_and_changes_nothing(
         owner.add_schedule("nightly", cron="0 3 * * *", task="t.record", args=[7])
     finally:
         owner.close()
+    with psycopg.connect(clean.owner, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO pgqueue.jobs (task, status, result, finished_at)"
+            " VALUES ('t.record', 'succeeded', '{\"ok\": 1}', now()) RETURNING id"
+        ).fetchone()
+    assert row is not None
+    done = row[0]
     app = pgqueue.App(clean.dsn["reader"])
     try:
         with TestClient(asgi_app(app, read_only=True)) as client:
@@ -308,8 +335,9 @@ def test_reader_renders_the_read_only_dashboard_and_changes_nothing(
                 assert page.status_code == 200, (path, page.text[:300])
                 assert "read-only" in page.text
         assert app.get_job(job.id).args == [1]
+        assert app.get_job(done).wait(timeout=5) == {"ok": 1}
         assert app.queue_stats()[0]["queue"] == "default"
-        assert [j.id for j in app.list_jobs()] == [job.id]
+        assert [j.id for j in app.list_jobs()] == [done, job.id]
     finally:
         app.close()
     reader = clean.dsn["reader"]
@@ -321,9 +349,12 @@ def test_reader_renders_the_read_only_dashboard_and_changes_nothing(
         "DELETE FROM pgqueue.workers",
     ):
         denied(reader, statement)
+    for command in (["stats"], ["jobs", "list"], ["jobs", "show", str(job.id)]):
+        code, err = cli(capsys, *command, "--dsn", reader)
+        assert code == 0, (command, err)
     code, err = cli(capsys, "cancel", str(job.id), "--dsn", reader)
     assert code == 1 and "Traceback" not in err and "permission denied" in err
-    assert counts(clean) == {"queued": 1}
+    assert counts(clean) == {"queued": 1, "succeeded": 1}
 
 
 # -- admin --------------------------------------------------------------------------
