@@ -12,6 +12,14 @@ may read that column: otherwise NULL. ``session_user`` is the right role to
 ask: a session can always ``RESET ROLE`` back to it, so the function never
 shows more than the session could read by itself.
 
+Also ``jobs_run_at_check``: ``run_at`` between the years 1 and 9999 (with a day's
+margin for any session time zone). A row inserted by plain SQL with ``run_at =
+'-infinity'`` (or ``'infinity'``, or the year 10000) could be claimed but not
+decoded by Python: every worker that claimed it died with the claim committed,
+and the jobs claimed with it were stranded until rescued. The constraint is added
+``NOT VALID``: rows already there are not checked (nor is the table scanned);
+new and updated rows are.
+
 Revision ID: 0006
 Revises: 0003
 Create Date: 2026-12-01
@@ -70,9 +78,13 @@ BEGIN
     ORDER BY k.pos, (j.status IN ('queued', 'running', 'failed')) DESC, j.id DESC;
 END
 $$;
+
+ALTER TABLE pgqueue.jobs ADD CONSTRAINT jobs_run_at_check
+    CHECK (run_at > '0001-01-02 00:00:00+00' AND run_at < '9999-12-30 00:00:00+00') NOT VALID;
 """
 
 DOWNGRADE = """
+ALTER TABLE pgqueue.jobs DROP CONSTRAINT jobs_run_at_check;
 DROP FUNCTION pgqueue.unique_holders(text[], text[], text[], text[]);
 """
 
