@@ -154,13 +154,18 @@ class RetryPolicy:
     cap: float = 300.0
 
     def __post_init__(self) -> None:
-        if self.base < 0 or self.cap < 0:
-            raise ValueError("backoff base and cap must be >= 0")
+        if not (0 <= self.base < math.inf and 0 <= self.cap < math.inf):
+            raise ValueError("backoff base and cap must be finite numbers >= 0")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before the retry that follows failed attempt ``attempt`` (1-based)."""
-        ceiling = min(self.cap, self.base * math.pow(2, max(0, attempt - 1)))
-        return (rng or random).uniform(0, ceiling)
+        exponent = max(0, attempt - 1)
+        # 2.0 ** 1024 overflows a float (math.pow raises): far past any cap by then.
+        if exponent < 1024:
+            grown = self.base * math.pow(2, exponent)
+        else:
+            grown = math.inf if self.base > 0 else 0.0
+        return (rng or random).uniform(0, min(self.cap, grown))
 
 
 @dataclass(slots=True)

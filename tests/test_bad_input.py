@@ -235,6 +235,26 @@ def test_rows_the_task_cannot_take_are_dead_lettered_and_the_worker_goes_on(
         assert job.status == "dead" and says in (job.last_error or ""), (case, job.last_error)
 
 
+def test_a_job_past_its_thousandth_attempt_still_retries_then_dies(
+    app: pgqueue.App, clean_db: str
+) -> None:
+    """Regression: the backoff of attempt 1025 and later overflowed a float, the failed
+    attempt was never recorded, and the job stayed running until rescued, for ever."""
+
+    @app.task(name="t.again", max_attempts=1102)
+    def again() -> None:
+        raise ValueError("again")
+
+    job = again.enqueue()
+    with psycopg.connect(clean_db) as conn:
+        conn.execute("UPDATE pgqueue.jobs SET attempts = 1100 WHERE id = %s", (job.id,))
+    assert app.run_worker("default", until_empty=True, **FAST) == 0
+    done = app.get_job(job.id)
+    assert (done.status, done.attempts) == ("dead", 1102)
+    assert [e["status"] for e in done.errors] == ["failed", "dead"]
+    assert by_status(clean_db) == {"dead": 1}
+
+
 # -- exceptions that fail to describe themselves, or are enormous ---------------------
 
 
