@@ -24,12 +24,12 @@ from starlette.testclient import TestClient
 from test_worker_app import EXECUTIONS_DDL, worker_process
 
 import pgqueue
-from pgqueue._migrate import grant_dsn, grant_sql, migrate_dsn, role_names
 from pgqueue._testdb import create_database, drop_database
 from pgqueue.cli._base import run
 from pgqueue.maintenance.pruner import Pruner
 from pgqueue.maintenance.rescuer import Rescuer
 from pgqueue.maintenance.scheduler import Scheduler
+from pgqueue.migrate import grant_dsn, grant_sql, migrate_dsn, role_names
 from pgqueue.web import asgi_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -254,6 +254,12 @@ def test_a_worker_without_the_worker_role_stops_in_one_line(clean: Roles) -> Non
         log = worker.output()
     assert "Traceback" not in log
     assert 'event=worker_failed' in log and 'error="permission denied for table jobs"' in log
+    # A supervisor checks first, instead of restarting children that can only fail.
+    with worker_process(clean.dsn["producer"], "--processes", "2") as supervisor:
+        assert supervisor.wait(30) == 1
+        log = supervisor.output()
+    assert "Traceback" not in log and "child_crashed" not in log
+    assert "the database role lacks SELECT on pgqueue.jobs, UPDATE on pgqueue.jobs" in log
 
 
 def test_worker_runs_rescue_prune_and_cron(clean: Roles) -> None:

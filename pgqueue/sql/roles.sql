@@ -124,3 +124,13 @@ FROM pg_catalog.pg_namespace AS n
 WHERE n.nspname = 'pgqueue'
   AND n.nspowner <> (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user)
   AND pg_has_role(current_user, n.nspowner, 'MEMBER')
+
+-- name: worker_privileges
+-- What the session's role lacks of what any worker's claim loop needs ("UPDATE on
+-- pgqueue.jobs"): a supervisor checks before it starts children that would only fail.
+-- Tables that do not exist (no schema yet) are skipped: the worker reports that itself.
+SELECT need.privilege || ' on ' || need.name
+FROM (VALUES ('pgqueue.jobs', 'SELECT'), ('pgqueue.jobs', 'UPDATE'),
+             ('pgqueue.workers', 'INSERT'), ('pgqueue.workers', 'UPDATE'),
+             ('pgqueue.queues', 'SELECT')) AS need(name, privilege)
+WHERE NOT has_table_privilege(to_regclass(need.name), need.privilege)
