@@ -9,6 +9,7 @@ the end.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,6 +129,17 @@ def test_grant_sql_is_the_named_file_with_the_roles_renamed() -> None:
             grant_sql(bad)
 
 
+def test_print_sql_runs_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    nowhere = "postgresql://x@127.0.0.1:1/none"
+    argv = ["migrate", "--grant", "--print-sql", "--role-prefix", "acme", "--dsn", nowhere]
+    assert run(argv) == 0
+    assert capsys.readouterr().out == grant_sql("acme") + ";\n"
+    code, err = cli(capsys, "migrate", "--print-sql", "--dsn", nowhere)
+    assert code == 2 and "pass both" in err
+    code, err = cli(capsys, "migrate", "--grant", "--role-prefix", "A;", "--dsn", nowhere)
+    assert code == 2 and "role prefix" in err  # before any connection
+
+
 def test_grant_runs_again_and_roles_are_nologin_groups(roles: Roles) -> None:
     grant_dsn(roles.owner, roles.prefix)  # idempotent
     with psycopg.connect(roles.owner) as conn:
@@ -160,12 +172,14 @@ def test_producer_enqueues_single_bulk_unique_and_in_its_transaction(clean: Role
         batch = app.enqueue_many([ref.options(unique_key=f"b{i % 2}").job(i) for i in range(4)])
         assert len({j.id for j in batch}) == 2
         with psycopg.connect(clean.dsn["producer"]) as conn:
+            assert ref.options(connection=conn, unique_key="k").enqueue(9).id == keyed.id
             ref.options(connection=conn).enqueue(4)
             app.enqueue_many([ref.job(i) for i in range(70)], connection=conn)
             conn.rollback()  # nothing of it stays
             ref.options(connection=conn).enqueue(5)
             app.enqueue_many([ref.job(i) for i in range(70)], connection=conn)
             conn.commit()
+        assert asyncio.run(enqueue_async(ref, keyed.id)) == keyed.id
         engine = create_engine(
             "postgresql+psycopg://", creator=lambda: psycopg.connect(clean.dsn["producer"])
         )
@@ -183,7 +197,14 @@ def test_producer_enqueues_single_bulk_unique_and_in_its_transaction(clean: Role
             app.enqueue_many([small.job(i) for i in range(80)])
     finally:
         app.close()
-    assert counts(clean) == {"queued": 1 + 100 + 5 + 1 + 2 + 1 + 70 + 1 + 1}
+    assert counts(clean) == {"queued": 1 + 100 + 5 + 1 + 2 + 1 + 70 + 1 + 1 + 1}
+
+
+async def enqueue_async(ref: Any, held: int) -> int:
+    """The async path: a new job, and a held key answered by its holder."""
+    await ref.enqueue_async(10)
+    job = await ref.options(unique_key="k").enqueue_async(11)
+    return int(job.id) if job.id == held else -1
 
 
 @pytest.mark.parametrize("column", PAYLOAD)
