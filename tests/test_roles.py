@@ -411,8 +411,13 @@ def test_admin_migrates_and_later_tables_reach_the_worker_and_reader(
             assert conn.execute("SELECT x FROM pgqueue.later").fetchall() == [(1,)]
         denied(clean.dsn["reader"], "DELETE FROM pgqueue.later")
         denied(clean.dsn["producer"], "SELECT x FROM pgqueue.later")
-        # The function came back by a migration: the producer still enqueues keyed jobs.
+        # Re-run after the upgrade: the worker keeps the new table, the producer its list.
         grant_dsn(clean.owner, clean.prefix)
+        with psycopg.connect(clean.dsn["worker"]) as conn:
+            conn.execute("UPDATE pgqueue.later SET x = 2")
+            conn.execute("DELETE FROM pgqueue.later")
+        denied(clean.dsn["producer"], "SELECT x FROM pgqueue.later")
+        denied(clean.dsn["worker"], "UPDATE pgqueue.queues SET paused = true")
         app = pgqueue.App(clean.dsn["producer"])
         try:
             first = app.task_ref("t.record").options(unique_key="u").enqueue(1)

@@ -92,11 +92,12 @@ GRANT EXECUTE ON FUNCTION pgqueue.lock_depth(text[]),
 
 -- pgqueue_worker: claim, heartbeat, complete, release, rescue, prune, cron, the workers
 -- table, the jobs its tasks enqueue, and the operators' job commands (retry, cancel,
--- replay, purge, cron add/pause/remove). Not the queue controls (pause, limits): those
--- are pgqueue_admin's; the worker writes only a queue's rate-limit window.
-GRANT SELECT ON ALL TABLES IN SCHEMA pgqueue TO pgqueue_worker;
-GRANT INSERT, UPDATE, DELETE ON pgqueue.jobs, pgqueue.workers, pgqueue.schedules
-    TO pgqueue_worker;
+-- replay, purge, cron add/pause/remove): it reads and writes every table of the schema
+-- (those later migrations add too, as the default privileges below give them), but for
+-- the queue controls (pause, limits), which are pgqueue_admin's: of pgqueue.queues the
+-- worker writes only a queue's rate-limit window. No DDL.
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pgqueue TO pgqueue_worker;
+REVOKE INSERT, UPDATE, DELETE ON pgqueue.queues FROM pgqueue_worker;
 GRANT UPDATE (rate_window_start, rate_window_count) ON pgqueue.queues TO pgqueue_worker;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA pgqueue TO pgqueue_worker;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgqueue TO pgqueue_worker;
