@@ -154,6 +154,41 @@ def test_grant_runs_again_and_roles_are_nologin_groups(roles: Roles) -> None:
     assert owner == (roles.group("admin"),)
 
 
+def test_grant_by_the_schemas_owner_with_createrole(pg_dsn: str) -> None:
+    """No superuser: the database's owner migrates and grants; it keeps its rights
+    through pgqueue_admin, and migrates again as that role."""
+    prefix = f"o{secrets.token_hex(4)}"
+    owner_login, password = f"{prefix}_owner", secrets.token_hex(8)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+            sql.Identifier(owner_login), sql.Literal(password)))  # fmt: skip
+    name, superuser_dsn = create_database(pg_dsn)
+    try:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(name), sql.Identifier(owner_login)))  # fmt: skip
+        dsn = _login_dsn(superuser_dsn, owner_login, password)
+        migrate_dsn(dsn)
+        grant_dsn(dsn, prefix)
+        grant_dsn(dsn, prefix)  # again: idempotent for it too
+        migrate_dsn(dsn, "0003", down=True)
+        migrate_dsn(dsn)  # as the schema's owner, the group
+        with psycopg.connect(dsn) as conn:
+            member = conn.execute(
+                "SELECT pg_has_role(current_user, %s, 'MEMBER')", (f"{prefix}_admin",)
+            ).fetchone()
+            owners = conn.execute(
+                "SELECT DISTINCT proowner::regrole::text FROM pg_proc"
+                " WHERE pronamespace = 'pgqueue'::regnamespace"
+            ).fetchall()
+        assert member == (True,) and owners == [(f"{prefix}_admin",)]
+    finally:
+        drop_database(pg_dsn, name)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            for role in [*role_names(prefix).values(), owner_login]:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
 # -- producer -----------------------------------------------------------------------
 
 
