@@ -28,6 +28,10 @@ def resolve_dsn(dsn: str | None = None) -> str | None:
 
 def normalise_dsn(dsn: str, source: str = "") -> str:
     """``dsn`` checked, SQLAlchemy URLs as plain ones; errors show it masked."""
+    if not dsn.strip():
+        # libpq reads a blank string as "every default": a local socket, the OS user's
+        # name. A value of spaces is a mistake; an empty one means unset.
+        raise ConfigurationError(f"invalid DSN{source}: it is blank (unset it, or name a server)")
     scheme, sep, rest = dsn.partition("://")
     plain = dsn
     if sep and "+" in scheme:
@@ -36,10 +40,18 @@ def normalise_dsn(dsn: str, source: str = "") -> str:
             raise ConfigurationError(f"not a PostgreSQL URL: {scheme}://…")
         plain = f"postgresql://{rest}"
     try:
-        conninfo_to_dict(plain)
+        info = conninfo_to_dict(plain)
     except psycopg.ProgrammingError as exc:
         reason = scrub(first_line(exc), dsn)
         raise ConfigurationError(f"invalid DSN{source} ({mask_dsn(dsn)}): {reason}") from None
+    # libpq would only refuse a bad port at connect time, which a pool retries until
+    # its timeout: say so at once. (A list is one port per host: "5432,5433".)
+    for port in str(info.get("port") or "").split(","):
+        if port and not (port.strip().isdigit() and 0 < int(port) < 65536):
+            raise ConfigurationError(
+                f"invalid DSN{source} ({mask_dsn(dsn)}): port {port!r} is not a number"
+                " between 1 and 65535"
+            )
     return plain
 
 

@@ -167,13 +167,18 @@ class RetryPolicy:
     cap: float = 300.0
 
     def __post_init__(self) -> None:
-        if self.base < 0 or self.cap < 0:
-            raise ValueError("backoff base and cap must be >= 0")
+        if not (0 <= self.base < math.inf and 0 <= self.cap < math.inf):
+            raise ValueError("backoff base and cap must be finite numbers >= 0")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before the retry that follows failed attempt ``attempt`` (1-based)."""
-        ceiling = min(self.cap, self.base * math.pow(2, max(0, attempt - 1)))
-        return (rng or random).uniform(0, ceiling)
+        exponent = max(0, attempt - 1)
+        # 2.0 ** 1024 overflows a float (math.pow raises): far past any cap by then.
+        if exponent < 1024:
+            grown = self.base * math.pow(2, exponent)
+        else:
+            grown = math.inf if self.base > 0 else 0.0
+        return (rng or random).uniform(0, min(self.cap, grown))
 
 
 @dataclass(slots=True)
@@ -407,14 +412,28 @@ def match_inserted(
     return out, missing
 
 
+# An error is stored with every attempt (and logged): an exception carrying megabytes
+# (a whole response body, a dump) must not grow the job's row or the log by as much.
+MAX_ERROR_CHARS = 4_000
+MAX_TRACEBACK_CHARS = 50_000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters, keeping its start and its end."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} [... {len(text) - 2 * half:,} characters cut ...] {text[-half:]}"
+
+
 def error_text(exc: BaseException) -> str:
-    """``Type: message``; never raises, even for an exception whose ``str()`` does."""
+    """``Type: message`` (clipped); never raises, even for an exception whose ``str()`` does."""
     name = type(exc).__name__
     try:
-        return f"{name}: {exc}"
+        return clip(f"{name}: {exc}", MAX_ERROR_CHARS)
     except Exception as failure:
         try:
-            text = repr(exc)
+            text = clip(repr(exc), MAX_ERROR_CHARS)
         except Exception:
             text = "repr() failed too"
         return f"{name}: <str() raised {type(failure).__name__}; {text}>"
@@ -427,5 +446,5 @@ def format_error(exc: BaseException, attempt: int, tb: str, at: datetime) -> dic
         "at": at.isoformat(),
         "error": error_text(exc),
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",  # importable path
-        "traceback": tb,
+        "traceback": clip(tb, MAX_TRACEBACK_CHARS),
     }

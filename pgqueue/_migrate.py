@@ -6,6 +6,7 @@ the wheel as ``pgqueue/_migrations``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy.engine import Connection
 from pgqueue._config import describe, unavailable
 from pgqueue._errors import MigrationError, first_line
 from pgqueue._keys import MIGRATE_LOCK
+from pgqueue._sql import query
 
 VERSION_TABLE = "pgqueue_alembic_version"
 CONNECT_TIMEOUT = 5.0  # seconds; a connect_timeout in the DSN wins
@@ -118,6 +120,9 @@ def _migrate(dsn: str, revision: str, down: bool) -> None:
         with engine.connect() as conn:
             # Serialise concurrent `pgqueue migrate` runs.
             conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATE_LOCK})")
+            owner = conn.exec_driver_sql(query("migration_role")).scalar()
+            if owner is not None:  # a regrole's text: a quoted identifier
+                conn.exec_driver_sql(f"SET ROLE {owner}")
             conn.commit()
             try:
                 (downgrade if down else upgrade)(conn, revision)
@@ -129,6 +134,57 @@ def _migrate(dsn: str, revision: str, down: bool) -> None:
         engine.dispose()
 
 
+ROLE_PREFIX = "pgqueue"
+_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+_ROLE = re.compile(r"\bpgqueue_(producer|worker|reader|admin)\b")
+
+
+def role_names(prefix: str = ROLE_PREFIX) -> dict[str, str]:
+    """The four group roles ``--grant`` creates: ``{kind: role name}``."""
+    _check_prefix(prefix)
+    return {kind: f"{prefix}_{kind}" for kind in ("producer", "worker", "reader", "admin")}
+
+
+def _check_prefix(prefix: str) -> None:
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise ValueError(
+            f"role prefix {prefix!r}: lower-case letters, digits and '_', at most 41,"
+            " not starting with a digit"
+        )
+
+
+def grant_sql(prefix: str = ROLE_PREFIX) -> str:
+    """The SQL of ``--grant`` (``pgqueue/sql/roles.sql``), its roles renamed to ``prefix``.
+
+    The prefix is a plain lower-case identifier (checked), so renaming the words
+    ``pgqueue_producer`` etc. in the text is safe.
+    """
+    _check_prefix(prefix)
+    return _ROLE.sub(lambda m: f"{prefix}_{m.group(1)}", query("grant_roles"))
+
+
+def grant_dsn(dsn: str, prefix: str = ROLE_PREFIX) -> None:
+    """Create the group roles and grant them their privileges (idempotent).
+
+    Raises ``DatabaseUnavailable`` or ``MigrationError`` (one line).
+    """
+    text = grant_sql(prefix)
+    try:
+        with _connect(dsn) as conn:
+            # One transaction: no session ever sees the roles half-granted.
+            conn.execute(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK})")
+            conn.execute(text)
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError):
+            raise unavailable(dsn, exc) from None
+        hint = ""
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            hint = " (run --grant as a superuser, or as the schema's owner with CREATEROLE)"
+        raise MigrationError(
+            f"cannot grant pgqueue's roles on {describe(dsn)}: {first_line(exc)}{hint}"
+        ) from None
+
+
 def _database_error(dsn: str, exc: BaseException | None) -> Exception:
     if exc is None or isinstance(exc, psycopg.OperationalError):
         return unavailable(dsn, exc or ConnectionError("connection failed"))
@@ -138,6 +194,11 @@ def _database_error(dsn: str, exc: BaseException | None) -> Exception:
         return MigrationError(
             f"cannot migrate {describe(dsn)}: the pgqueue schema exists but its version"
             f" table public.{VERSION_TABLE} is missing or empty ({first_line(exc)})"
+        )
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return MigrationError(
+            f"cannot migrate {describe(dsn)}: {first_line(exc)} (migrations need the"
+            " schema's owner: a member of pgqueue_admin after --grant, or a superuser)"
         )
     return MigrationError(f"cannot migrate {describe(dsn)}: {first_line(exc)}")
 

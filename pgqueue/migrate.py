@@ -10,22 +10,34 @@ so they never touch the host's ``alembic_version``::
 It leaves the host's Alembic environment as it was and commits the
 transaction it began itself. ``migrate_dsn`` raises ``DatabaseUnavailable``
 or ``MigrationError``, each with a one-line message.
+
+``grant_dsn(dsn, prefix="pgqueue")`` is ``pgqueue migrate --grant``'s second
+half: the group roles and their privileges (``grant_sql(prefix)`` is its SQL,
+``role_names(prefix)`` the roles' names).
 """
 
 from pgqueue._migrate import (
+    ROLE_PREFIX,
     VERSION_TABLE,
     current_revision,
     downgrade,
+    grant_dsn,
+    grant_sql,
     migrate_dsn,
     migrations_path,
+    role_names,
     upgrade,
 )
 
 __all__ = [
+    "ROLE_PREFIX",
     "VERSION_TABLE",
     "current_revision",
     "downgrade",
+    "grant_dsn",
+    "grant_sql",
     "migrate_dsn",
     "migrations_path",
+    "role_names",
     "upgrade",
 ]

@@ -89,6 +89,23 @@ def tx_insert(key: int, seconds: float = 0.0, connection: Any = None) -> int:
     return key
 
 
+@app.task(name="t.exit_once")
+def exit_once(key: int) -> int:
+    """Ends its process on the first run (``os._exit``: no cleanup, no outcome)."""
+    if record(key) == 1:
+        os._exit(3)
+    return key
+
+
+@app.task(name="t.segfault", max_attempts=2)
+def segfault(key: int) -> None:
+    """Crashes its process with SIGSEGV on every run."""
+    import ctypes
+
+    record(key)
+    ctypes.string_at(0)
+
+
 # -- driving worker processes --------------------------------------------------------
 
 

@@ -10,13 +10,21 @@ from typing import Annotated, Any
 import typer
 
 from pgqueue._core import JobSpec
-from pgqueue._migrate import current_revision, migrate_dsn
+from pgqueue._migrate import (
+    ROLE_PREFIX,
+    current_revision,
+    grant_dsn,
+    grant_sql,
+    migrate_dsn,
+    role_names,
+)
 from pgqueue.cli._base import (
     DsnOption,
     JsonOption,
     cli,
     echo,
     emit_json,
+    fail,
     parse_json,
     plain_app,
     safe,
@@ -69,11 +77,38 @@ def migrate(
     dsn: DsnOption = None,
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
     downgrade: Annotated[bool, typer.Option("--downgrade", help="Go down to REVISION.")] = False,
+    grant: Annotated[
+        bool,
+        typer.Option(
+            "--grant",
+            help="Then create the group roles PREFIX_producer, _worker, _reader and _admin"
+            " and grant their privileges (idempotent; re-run after every upgrade).",
+        ),
+    ] = False,
+    role_prefix: Annotated[
+        str, typer.Option(help="Name prefix of the roles --grant creates.")
+    ] = ROLE_PREFIX,
+    print_sql: Annotated[
+        bool,
+        typer.Option("--print-sql", help="With --grant: print its SQL, run nothing (for a DBA)."),
+    ] = False,
 ) -> None:
     """Create or upgrade pgqueue's schema (idempotent)."""
+    if grant and downgrade:
+        raise fail("--grant goes with an upgrade, not with --downgrade")
+    if print_sql and not grant:
+        raise fail("--print-sql prints the SQL of --grant: pass both")
+    roles = role_names(role_prefix) if grant else {}  # a bad prefix fails before any I/O
+    if print_sql:
+        typer.echo(grant_sql(role_prefix) + ";")
+        return
     app = plain_app(dsn)
     migrate_dsn(app.dsn, revision, down=downgrade)
     typer.echo(f"pgqueue schema at revision {current_revision(app.dsn) or 'base'}")
+    if grant:
+        grant_dsn(app.dsn, role_prefix)
+        names = ", ".join(roles.values())
+        typer.echo(f"granted roles {names} (NOLOGIN groups: GRANT one to a login)")
 
 
 @cli.command()

@@ -117,6 +117,13 @@ def run(argv: list[str] | None = None) -> int:
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         typer.echo(f"error: {NO_SCHEMA}", err=True)
         return 1
+    except psycopg.errors.InsufficientPrivilege as exc:
+        echo(
+            f"error: {first_line(exc)}: the database role lacks a privilege for this command"
+            " (see README, 'Least privilege: database roles')",
+            err=True,
+        )
+        return 1
     except psycopg.Error as exc:
         echo(f"error: database error: {first_line(exc)}", err=True)
         return 1

@@ -126,14 +126,11 @@ WHERE q.name = %(queue)s
 -- name: jobs_by_unique_key
 -- The job holding each (key, scope, task, queue) of the arrays, within its scope: the
 -- unfinished one, else the newest; each row ends with its 1-based position in the arrays.
-SELECT DISTINCT ON (k.pos) {job_columns}, k.pos
-FROM unnest(%(keys)s::text[], %(scopes)s::text[], %(tasks)s::text[], %(queues)s::text[])
-     WITH ORDINALITY AS k(k_key, k_scope, k_task, k_queue, pos)
-JOIN pgqueue.jobs AS j
-  ON j.unique_key = k.k_key AND j.unique_scope = k.k_scope
- AND (k.k_scope <> 'task' OR j.task = k.k_task)
- AND (k.k_scope <> 'queue' OR j.queue = k.k_queue)
-ORDER BY k.pos, (j.status IN ('queued', 'blocked', 'running', 'failed')) DESC, j.id DESC
+-- Through pgqueue.unique_holders (migration 0006, SECURITY DEFINER) so that a producer
+-- role that may not read jobs still learns the holder; its payload columns come back NULL
+-- unless the session may read them.
+SELECT * FROM pgqueue.unique_holders(%(keys)s::text[], %(scopes)s::text[], %(tasks)s::text[],
+                                     %(queues)s::text[])
 
 -- name: unique_conflict
 -- Fragment: the conflict target of jobs_unique_key_idx (a held key in its scope).

@@ -76,3 +76,13 @@ class JsonFormatter(logging.Formatter):
 def log(level: int, event: str, **fields: Any) -> None:
     if logger.isEnabledFor(level):
         logger.log(level, kv(event, **fields))
+
+
+def worker_failed(worker_id: str, exc: Exception) -> None:
+    """The claim loop stopped on an error that is no outage. A role without a privilege
+    it needs is the operator's to fix, not a bug: one line, no traceback."""
+    if getattr(exc, "sqlstate", None) == "42501":  # insufficient_privilege
+        log(logging.ERROR, "worker_failed", worker=worker_id, error=str(exc).strip(),
+            hint="the database role lacks a privilege (README: 'Least privilege')")  # fmt: skip
+        return
+    logger.exception(kv("worker_failed", worker=worker_id))

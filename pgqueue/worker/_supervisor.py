@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgqueue._errors import ConfigurationError
 from pgqueue._spec import import_object
+from pgqueue._sql import query
 from pgqueue.worker._config import EXIT_ABORTED, EXIT_OK, RECYCLE_EXIT_CODE, WorkerConfig
 from pgqueue.worker._log import log
 from pgqueue.worker._metrics_mp import SupervisorMetrics
@@ -103,6 +104,12 @@ class Supervisor:
 
     def run(self) -> int:
         dsn = self.database.resolve()
+        missing = self._missing_privileges()
+        if missing:
+            # Each child would fail at its first claim and be restarted for ever.
+            log(logging.ERROR, "worker_failed", error=f"the database role lacks {missing}",
+                hint="GRANT pgqueue_worker TO the login (README: 'Least privilege')")  # fmt: skip
+            return EXIT_ABORTED
         child = self.config.with_(
             processes=1,
             max_tasks_per_child=None,
@@ -149,6 +156,16 @@ class Supervisor:
         code = EXIT_OK if clean else EXIT_ABORTED
         log(logging.INFO, "supervisor_stop", exit_code=code, restarts=self.restarts)
         return code
+
+    def _missing_privileges(self) -> str:
+        """What a worker needs that the session's role lacks ("" when nothing, or when
+        the database cannot be asked now: an outage the children wait out)."""
+        try:
+            with self.database.connect() as conn:
+                rows = conn.execute(query("worker_privileges")).fetchall()
+        except Exception:  # the children meet it and report it
+            return ""
+        return ", ".join(r[0] for r in rows)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1

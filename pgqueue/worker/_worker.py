@@ -43,7 +43,7 @@ from pgqueue.worker._connect import LoopConnection
 from pgqueue.worker._executor import Executor
 from pgqueue.worker._heartbeat import Heartbeat
 from pgqueue.worker._limits import LimitedQueues
-from pgqueue.worker._log import kv, log, logger
+from pgqueue.worker._log import kv, log, logger, worker_failed
 from pgqueue.worker._notifier import Notifier
 from pgqueue.worker._services import Services
 from pgqueue.worker._shutdown import shutdown
@@ -129,8 +129,8 @@ class Worker:
         except asyncio.CancelledError:
             code = EXIT_OK  # the host ends the worker's task: a graceful stop, then re-raise
             raise
-        except Exception:  # a bug, or a database error that is no outage: stop cleanly
-            logger.exception(kv("worker_failed", worker=self.worker_id))
+        except Exception as exc:  # a bug, or a database error that is no outage: stop cleanly
+            worker_failed(self.worker_id, exc)
         finally:
             self.stopping = True
             stopped_at = time.monotonic()
