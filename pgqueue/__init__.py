@@ -12,18 +12,37 @@ from pgqueue._errors import (
     JobFailed,
     JobNotFound,
     MigrationError,
+    NonDeterministicWorkflow,
     PgQueueError,
     QueueFull,
     Retry,
     ScheduleError,
     ScheduleNotFound,
+    StepFailed,
     WaitTimeout,
+    WorkflowError,
 )
 from pgqueue._hooks import Attempt, Middleware
 from pgqueue._job import Job
 from pgqueue._queues import QueueSettings
 from pgqueue._schedules import Schedule
 from pgqueue._task import Task, TaskOptions
+from pgqueue._workflow import (
+    Step,
+    StepRecord,
+    Workflow,
+    WorkflowHandle,
+    now,
+    now_async,
+    random,
+    random_async,
+    run_task,
+    run_task_async,
+    sleep,
+    sleep_async,
+    wait_for_event,
+    wait_for_event_async,
+)
 
 __version__ = "0.1.0"
 
@@ -41,6 +60,7 @@ __all__ = [
     "JobSpec",
     "Middleware",
     "MigrationError",
+    "NonDeterministicWorkflow",
     "PgQueueError",
     "QueueFull",
     "QueueSettings",
@@ -51,8 +71,24 @@ __all__ = [
     "Schedule",
     "ScheduleError",
     "ScheduleNotFound",
+    "Step",
+    "StepFailed",
+    "StepRecord",
     "Task",
     "TaskOptions",
     "WaitTimeout",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowHandle",
     "current_job",
+    "now",
+    "now_async",
+    "random",
+    "random_async",
+    "run_task",
+    "run_task_async",
+    "sleep",
+    "sleep_async",
+    "wait_for_event",
+    "wait_for_event_async",
 ]

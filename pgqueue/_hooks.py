@@ -205,14 +205,18 @@ class Hooks:
     # -- execution -----------------------------------------------------------------
 
     def wrap_execute(
-        self, task: Task[Any, Any], current: Callable[[], RunningJob]
+        self,
+        task: Task[Any, Any],
+        current: Callable[[], RunningJob],
+        fn: Callable[..., Any] | None = None,
     ) -> Callable[..., Any]:
-        """``task.fn`` wrapped in the execute middleware (itself when there is none).
+        """``task.fn`` (or ``fn``, which runs it: a workflow's replay) wrapped in the
+        execute middleware (itself when there is none).
 
         The wrapper runs inside the attempt's job context: ``current`` (the
         caller's ``current_job``; a port cannot import it) returns it.
         """
-        fn = task.fn
+        fn = fn or task.fn
         assert fn is not None
         name = "around_execute_async" if task.is_async else "around_execute"
         layers = [h for h in (_hook(m, name) for m in self.middleware) if h is not None]

@@ -1,0 +1,137 @@
+"""The workflows the workflow tests run, in this process or in worker subprocesses
+(``pgqueue worker workflow_app:app``; ``tests/`` is on their ``PYTHONPATH``).
+
+Every step notes each execution in ``public.wf_runs`` over a connection of its
+own, outside any transaction, so a step run twice cannot hide.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+import pgqueue
+
+app = pgqueue.App(
+    lease=float(os.environ.get("PGQUEUE_TEST_LEASE", "30")),
+    retry=pgqueue.RetryPolicy(base=0.01, cap=0.05),
+    max_connections=6,
+)
+
+DDL = """
+CREATE TABLE IF NOT EXISTS public.wf_runs (
+    step text NOT NULL, key text NOT NULL, pid integer NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE IF NOT EXISTS public.wf_inventory (order_id text NOT NULL);
+TRUNCATE public.wf_runs, public.wf_inventory;
+"""
+
+_local = threading.local()
+
+
+def prepare(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(DDL)
+
+
+def runs(dsn: str, step: str, key: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM public.wf_runs WHERE step = %s AND key = %s", (step, key)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def note(step: str, key: str) -> int:
+    """Count an execution of ``step`` for ``key``; returns how many there were, this one too."""
+    conn = getattr(_local, "conn", None)
+    if conn is None or conn.closed:
+        conn = _local.conn = psycopg.connect(app.dsn, autocommit=True)
+    row = conn.execute(
+        "WITH ins AS (INSERT INTO public.wf_runs (step, key, pid) VALUES (%s, %s, %s))"
+        " SELECT count(*) + 1 FROM public.wf_runs WHERE step = %s AND key = %s",
+        (step, key, os.getpid(), step, key),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+# -- the order-fulfilment example ---------------------------------------------------------
+
+
+@app.step(max_attempts=3)
+def charge_payment(order_id: str) -> str:
+    note("charge_payment", order_id)
+    return f"ch-{order_id}"
+
+
+@app.step(transactional=True)
+def reserve_inventory(order_id: str, hang: float, connection: Any) -> bool:
+    first = note("reserve_inventory", order_id) == 1
+    connection.execute("INSERT INTO public.wf_inventory (order_id) VALUES (%s)", (order_id,))
+    if first and hang:
+        time.sleep(hang)  # the test kills the worker here, its transaction open
+    return True
+
+
+@app.step
+def create_shipment(order_id: str) -> str:
+    note("create_shipment", order_id)
+    return f"sh-{order_id}"
+
+
+@app.step
+def refund_payment(charge_id: str) -> str:
+    note("refund_payment", charge_id)
+    return "refunded"
+
+
+@app.workflow(queue="orders", name="wf.fulfil_order")
+def fulfil_order(order_id: str, hang: float = 0.0, wait: float = 30.0, nap: float = 0.0) -> str:
+    charge_id = charge_payment(order_id)
+    reserve_inventory(order_id, hang)
+    ok = pgqueue.wait_for_event("inventory_confirmed", timeout=wait)
+    if ok:
+        pgqueue.sleep(nap)  # durable: frees the worker
+        return create_shipment(order_id)
+    refund_payment(charge_id)
+    return "refunded"
+
+
+# -- smaller ones -----------------------------------------------------------------------
+
+
+@app.step(name="wf.step_a")
+def step_a(key: str) -> str:
+    note("a", key)
+    return "a"
+
+
+@app.step(name="wf.step_b")
+def step_b(key: str) -> str:
+    note("b", key)
+    return "b"
+
+
+@app.workflow(name="wf.napper")
+def napper(key: str, seconds: float) -> dict[str, Any]:
+    before = pgqueue.now()
+    step_a(key)
+    pgqueue.sleep(seconds)
+    after = pgqueue.now()
+    return {"slept": (after - before).total_seconds(), "b": step_b(key)}
+
+
+@app.workflow(name="wf.anapper")
+async def anapper(key: str, seconds: float) -> dict[str, Any]:
+    before = await pgqueue.now_async()
+    await step_a(key)  # a sync step, awaited: it runs in a thread
+    await pgqueue.sleep_async(seconds)
+    after = await pgqueue.now_async()
+    return {"slept": (after - before).total_seconds(), "r": await pgqueue.random_async()}
