@@ -10,14 +10,14 @@ that deletes a workflow's job deletes its step log and events with it, never
 before.
 
 Revision ID: 0005
-Revises: 0003 (0004 once the dependencies revision lands)
+Revises: 0004
 Create Date: 2026-12-01
 """
 
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"  # 0004 (dependencies) once merged
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
