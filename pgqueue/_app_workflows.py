@@ -80,14 +80,19 @@ class WorkflowsMixin:
     ) -> None:
         """Send ``payload`` (JSON) as event ``name`` to a workflow; with ``connection``,
         in the caller's transaction (rollback: no event, no wake-up)."""
-        op = _workflows.send_event(workflow_id, name, payload)
-        self.database.run(op, connection=connection, transaction=True)
+        data = _workflows.event_payload(name, payload)  # bad values raise before any I/O
+        op = _workflows.send_event(workflow_id, name, data)
+        with self.database.connection(connection) as conn:
+            # In the caller's transaction, the row lock lasts until the caller commits;
+            # on its own (or an autocommit connection), in a transaction of its own.
+            self.database.run(op, connection=conn, transaction=conn.autocommit)
 
     async def send_event_async(
         self, workflow_id: int, name: str, payload: Any = None, *, connection: Any = None
     ) -> None:
-        op = _workflows.send_event(workflow_id, name, payload)
-        await self.database.run_async(op, connection=connection, transaction=True)
+        op = _workflows.send_event(workflow_id, name, _workflows.event_payload(name, payload))
+        async with self.database.connection_async(connection) as conn:
+            await self.database.run_async(op, connection=conn, transaction=conn.autocommit)
 
     # -- inspection and control ------------------------------------------------------
 

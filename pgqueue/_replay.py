@@ -49,9 +49,10 @@ from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from pgqueue import _client
 from pgqueue import _workflows as ops
 from pgqueue._context import JobContext, current_job
-from pgqueue._core import dumps, error_text
+from pgqueue._core import DEFAULT_MAX_PAYLOAD, dumps, enqueue_one_params, error_text
 from pgqueue._errors import JobCancelled, NonDeterministicWorkflow, StepFailed, Suspended
 from pgqueue._workflow import Step, args_digest, current_run
 from pgqueue._workflows import LogRow, Waited, decode
@@ -66,7 +67,9 @@ class StepTimeout(Exception):
     """A step ran longer than its ``timeout``."""
 
 
-def runner(database: Database, task: Task[Any, Any]) -> Callable[..., Any]:
+def runner(
+    database: Database, task: Task[Any, Any], max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> Callable[..., Any]:
     """The function the executor runs for a workflow task: the user's, under a run."""
     fn, name = task.fn, task.name
     assert fn is not None
@@ -76,7 +79,7 @@ def runner(database: Database, task: Task[Any, Any]) -> Callable[..., Any]:
             ctx = current_job()
             log = await database.run_async(ops.begin(ctx.id, name))
             # The attempt runs in an asyncio task of its own: its context is a copy.
-            current_run.set(WorkflowRun(database, ctx, log, is_async=True))
+            current_run.set(WorkflowRun(database, ctx, log, is_async=True, max_payload=max_payload))
             return await fn(*args, **kwargs)
 
         return run_workflow_async
@@ -84,7 +87,8 @@ def runner(database: Database, task: Task[Any, Any]) -> Callable[..., Any]:
     def run_workflow(*args: Any, **kwargs: Any) -> Any:
         ctx = current_job()
         log = database.run(ops.begin(ctx.id, name))
-        token = current_run.set(WorkflowRun(database, ctx, log, is_async=False))
+        token = current_run.set(WorkflowRun(database, ctx, log, is_async=False,
+                                              max_payload=max_payload))
         try:
             return fn(*args, **kwargs)
         finally:
@@ -116,10 +120,10 @@ def _waited(name: str, kind: str, waited: Waited) -> Any:
 class WorkflowRun:
     """One attempt of one workflow: the log it replays and the next sequence number."""
 
-    def __init__(
-        self, database: Database, ctx: JobContext, log: dict[int, LogRow], *, is_async: bool
-    ) -> None:
+    def __init__(self, database: Database, ctx: JobContext, log: dict[int, LogRow], *,
+                 is_async: bool, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:  # fmt: skip
         self.database = database
+        self.max_payload = max_payload
         self.ctx = ctx
         self.id = ctx.id
         self.token = ctx._token
@@ -286,10 +290,40 @@ class WorkflowRun:
     # -- child work -----------------------------------------------------------------
 
     def child(self, spec: JobSpec) -> Any:
-        raise NotImplementedError("run_task needs job dependencies")
+        name = f"pgqueue.run_task:{spec.task}"
+        seq, row = self._next(name)
+        if row is not None and row.finished:
+            return _replayed(row)
+        params = enqueue_one_params(spec, self.max_payload)  # bad values raise before I/O
+        with self.database.pool().connection() as conn, conn.transaction():
+            # Lock first: the child is enqueued once, by the attempt holding the lease.
+            if not self.database.run(ops.lock(self.id, self.token), connection=conn):
+                raise Suspended("fenced")
+            child_id = row.child_id if row is not None else None
+            if child_id is None:
+                limited = self.database.limited_queues
+                child_id = _client.enqueue_one_sync(conn, spec, params, limited)[0]
+            op = ops.child(self.id, self.token, seq, name, child_id)
+            waited = self.database.run(op, connection=conn)
+        return _waited(name, "child", waited)  # after the commit: a suspension is recorded
 
     async def child_async(self, spec: JobSpec) -> Any:
-        raise NotImplementedError("run_task needs job dependencies")
+        name = f"pgqueue.run_task:{spec.task}"
+        seq, row = self._next(name)
+        if row is not None and row.finished:
+            return _replayed(row)
+        params = enqueue_one_params(spec, self.max_payload)
+        apool = await self.database.pool_async()
+        async with apool.connection() as conn, conn.transaction():
+            if not await self.database.run_async(ops.lock(self.id, self.token), connection=conn):
+                raise Suspended("fenced")
+            child_id = row.child_id if row is not None else None
+            if child_id is None:
+                limited = self.database.limited_queues
+                child_id = (await _client.enqueue_one_async(conn, spec, params, limited))[0]
+            op = ops.child(self.id, self.token, seq, name, child_id)
+            waited = await self.database.run_async(op, connection=conn)
+        return _waited(name, "child", waited)
 
 
 def _encode(step: Step[Any, Any], value: Any) -> str | None:

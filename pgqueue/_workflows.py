@@ -16,7 +16,7 @@ from pgqueue._errors import JobNotFound
 from pgqueue._job import Job
 from pgqueue._protocols import JobOwner
 from pgqueue._sql import query
-from pgqueue._workflow import StepRecord
+from pgqueue._workflow import FOREVER, StepRecord
 
 
 class LogRow(NamedTuple):
@@ -110,11 +110,48 @@ def wait(
     return Waited("suspended", until=wake_at)
 
 
-def send_event(workflow_id: int, name: str, payload: Any) -> Operation[bool]:
-    """Record an event for the workflow; True if it was waiting for it (now due)."""
+def lock(workflow_id: int, token: str) -> Operation[bool]:
+    """Lock the workflow's job row while this attempt holds its lease (see ``wait``)."""
+    rows = yield Statement(query("workflow_lock"), {"id": workflow_id, "token": token})
+    return bool(rows)
+
+
+def child(workflow_id: int, token: str, seq: int, name: str, child_id: int) -> Operation[Waited]:
+    """Wait for a child job, after ``lock`` and the child's enqueue, in that transaction:
+    its outcome if it has finished, else the workflow blocked on it."""
+    ids = {"id": workflow_id, "token": token}
+    params = {**ids, "seq": seq, "name": name, "kind": "child", "event": None,
+              "child": child_id, "seconds": FOREVER}  # fmt: skip
+    finished, result, error = (yield Statement(query("workflow_wait_begin"), params))[0][2:5]
+    if finished:
+        return Waited("done", result, error)
+    yield Statement(query("workflow_run_on_failure"), params)
+    yield Statement(query("workflow_block_on"), params)
+    status, result, task, last_error = (
+        yield Statement(query("workflow_child_state"), params)
+    )[0]
+    if status in ("succeeded", "dead", "cancelled"):
+        error = None if status == "succeeded" else (
+            f"child job {child_id} ({task}) ended {status}: {last_error}")  # fmt: skip
+        result = result if status == "succeeded" else None
+        yield Statement(query("workflow_finish_wait"), {**params, "result": result,
+                                                         "error": error})  # fmt: skip
+        return Waited("done", result, error)
+    if not (yield Statement(query("workflow_block"), ids)):
+        return FENCED
+    return Waited("suspended")
+
+
+def event_payload(name: str, payload: Any) -> str:
+    """The event's payload as JSON text; bad values raise here, before any I/O."""
     if not isinstance(name, str) or not name:
         raise ValueError("send_event: the event name must be a non-empty string")
-    data = dumps(payload, f"the payload of event {name!r}")
+    return dumps(payload, f"the payload of event {name!r}")
+
+
+def send_event(workflow_id: int, name: str, data: str) -> Operation[bool]:
+    """Record an event (``data``: ``event_payload``) for the workflow; True if it was
+    waiting for it (now due)."""
     rows = yield Statement(query("workflow_event_lock"), {"id": workflow_id})
     if not rows:
         raise JobNotFound(f"no workflow with id {workflow_id}")

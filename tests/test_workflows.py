@@ -68,3 +68,125 @@ def test_a_sleeping_workflow_replays_its_log_and_counts_one_attempt(
     assert wf.runs(clean_db, "a", "k1") == 1  # replayed after the sleep, not run again
     job = app.get_job(handle.id)
     assert (job.status, job.attempts) == ("succeeded", 1)  # the suspension is not an attempt
+
+
+def test_an_async_workflow_awaits_sync_steps_and_checkpointed_values(
+    app: pgqueue.App, clean_db: str
+) -> None:
+    handle = wf.anapper.start("k2", 0.2)
+    drain(app)
+    result = handle.wait(timeout=10)
+    assert result["slept"] >= 0.2 and 0 <= result["r"] < 1
+    assert [k for _, k, _ in kinds(handle)] == ["workflow", "now", "step", "sleep", "now", "random"]
+    assert wf.runs(clean_db, "a", "k2") == 1
+
+
+def test_a_workflow_waiting_for_an_event_holds_no_slot_and_runs_on_send(
+    app: pgqueue.App, clean_db: str
+) -> None:
+    with running_worker(app, concurrency=1) as worker:
+        handle = wf.waiter.start("k3", 60)
+        wait_until(lambda: [s.kind for s in handle.steps()][-1:] == ["event"])
+        wait_until(lambda: handle.status() == "queued")
+        assert worker.running == {}  # the worker is idle: the wait holds no slot
+        other = wf.double.enqueue(21)  # and the single slot serves other work meanwhile
+        assert other.wait(timeout=10) == 42
+        with psycopg.connect(clean_db) as conn:  # inside the sender's transaction
+            app.send_event(handle.id, "go", {"n": 1}, connection=conn)
+            conn.rollback()  # rolled back: no event, no wake-up
+        assert scalar(clean_db, "SELECT count(*) FROM pgqueue.workflow_events") == 0
+        assert handle.status() == "queued"
+        handle.send_event("go", {"n": 2})
+        assert handle.wait(timeout=10) == {"got": {"n": 2}, "a": "a"}
+    event = handle.steps()[1]
+    assert (event.kind, event.event, event.result) == ("event", "go", {"n": 2})
+    assert scalar(clean_db, "SELECT consumed_by FROM pgqueue.workflow_events") == 1
+    assert app.get_job(handle.id).attempts == 1
+
+
+def test_an_event_sent_before_the_wait_is_consumed_at_once(app: pgqueue.App) -> None:
+    handle = wf.waiter.start("k4", 60)
+    app.send_event(handle.id, "go", "early")
+    drain(app)
+    assert handle.wait(timeout=10) == {"got": "early", "a": "a"}
+
+
+def test_an_event_timeout_takes_the_timeout_branch(app: pgqueue.App, clean_db: str) -> None:
+    handle = wf.waiter.start("k5", 0.3)
+    drain(app)
+    assert handle.wait(timeout=10) == {"timeout": True, "b": "b"}
+    assert wf.runs(clean_db, "a", "k5") == 0
+    app.send_event(handle.id, "go", "late")  # a late event is kept, never consumed
+    assert scalar(clean_db, "SELECT consumed_at FROM pgqueue.workflow_events") is None
+
+
+def test_an_async_workflow_waits_for_an_event(app: pgqueue.App) -> None:
+    with running_worker(app):
+        handle = wf.await_waiter.start("k6")
+        wait_until(lambda: [s.kind for s in handle.steps()][-1:] == ["event"])
+        app.send_event(handle.id, "go", [1, 2])
+        assert handle.wait(timeout=10) == [1, 2]
+
+
+def test_a_non_deterministic_replay_ends_dead_naming_both_steps(app: pgqueue.App) -> None:
+    wf.FICKLE["k7"] = True
+    with running_worker(app):
+        handle = wf.fickle.start("k7")
+        wait_until(lambda: [s.kind for s in handle.steps()][-1:] == ["sleep"])
+        wf.FICKLE["k7"] = False  # the replay after the sleep calls another step first
+        with pytest.raises(pgqueue.JobFailed):
+            handle.wait(timeout=10)
+    job = app.get_job(handle.id)
+    assert job.status == "dead"
+    assert "NonDeterministicWorkflow" in (job.last_error or "")
+    assert "'wf.step_a'" in (job.last_error or "") and "'wf.step_b'" in (job.last_error or "")
+    assert "step 1" in (job.last_error or "")
+
+
+def test_step_retries_then_a_recorded_failure(app: pgqueue.App, clean_db: str) -> None:
+    ok = wf.retrying.start("k8", 2)  # fails twice, succeeds on its third attempt
+    bad = wf.retrying.start("k9", 5)  # fails all three
+    drain(app)
+    assert ok.wait(timeout=10) == 3
+    assert bad.wait(timeout=10) == {"failed": "RuntimeError: flaky run 3", "b": "b"}
+    step = bad.steps()[1]
+    assert (step.attempts, step.error, step.result) == (3, "RuntimeError: flaky run 3", None)
+    assert ok.steps()[1].attempts == 3
+
+
+def test_cancel_a_waiting_and_a_running_workflow(app: pgqueue.App, clean_db: str) -> None:
+    with running_worker(app):
+        waiting = wf.waiter.start("k10", 60)
+        running = wf.cancellable.start("k11", 1.0)
+        wait_until(lambda: [s.kind for s in waiting.steps()][-1:] == ["event"])
+        wait_until(lambda: wf.runs(clean_db, "slow", "k11") == 1)
+        waiting.cancel()
+        running.cancel()
+        assert waiting.status() == "cancelled"
+        wait_until(lambda: running.status() == "cancelled")
+    assert wf.runs(clean_db, "b", "k11") == 0  # no step ran after the cancel
+    assert [w.id for w in app.list_workflows(status="cancelled")] == [running.id, waiting.id]
+
+
+def test_run_task_waits_for_child_jobs_and_child_workflows(
+    app: pgqueue.App, clean_db: str
+) -> None:
+    handle = wf.parent.start(5)
+    drain(app)
+    result = handle.wait(timeout=10)
+    assert (result["doubled"], result["plus"]) == (10, 11)
+    failed = result["failed"]
+    assert failed.startswith("child job") and "ended dead: ValueError: boom" in failed
+    steps = handle.steps()
+    assert [s.kind for s in steps] == ["workflow", "child", "child", "child"]
+    assert all(s.child_id for s in steps[1:])
+    child = app.get_job(steps[2].child_id)
+    assert (child.task, child.status, child.result) == ("wf.child", "succeeded", 11)
+    assert wf.runs(clean_db, "double", "5") == 1
+    assert app.get_job(handle.id).attempts == 1
+
+
+def test_an_async_workflow_runs_a_task(app: pgqueue.App) -> None:
+    handle = wf.aparent.start(4)
+    drain(app)
+    assert handle.wait(timeout=10) == 8

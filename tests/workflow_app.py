@@ -135,3 +135,93 @@ async def anapper(key: str, seconds: float) -> dict[str, Any]:
     await pgqueue.sleep_async(seconds)
     after = await pgqueue.now_async()
     return {"slept": (after - before).total_seconds(), "r": await pgqueue.random_async()}
+
+
+@app.workflow(name="wf.waiter")
+def waiter(key: str, timeout: float) -> dict[str, Any]:
+    got = pgqueue.wait_for_event("go", timeout=timeout)
+    if got is None:
+        return {"timeout": True, "b": step_b(key)}
+    return {"got": got, "a": step_a(key)}
+
+
+@app.workflow(name="wf.await_waiter")
+async def await_waiter(key: str) -> Any:
+    return await pgqueue.wait_for_event_async("go", timeout=30)
+
+
+FICKLE: dict[str, bool] = {}  # key -> call step_a first (flipped by a test between attempts)
+
+
+@app.workflow(name="wf.fickle")
+def fickle(key: str) -> str:
+    if FICKLE.get(key, True):
+        step_a(key)
+    else:
+        step_b(key)
+    pgqueue.sleep(0.2)
+    return "done"
+
+
+@app.step(name="wf.slow")
+def slow(key: str, seconds: float) -> str:
+    note("slow", key)
+    time.sleep(seconds)
+    return "slow"
+
+
+@app.workflow(name="wf.cancellable")
+def cancellable(key: str, seconds: float) -> str:
+    step_a(key)
+    slow(key, seconds)
+    return step_b(key)
+
+
+@app.step(name="wf.flaky", max_attempts=3)
+def flaky(key: str, fail: int) -> int:
+    n = note("flaky", key)
+    if n <= fail:
+        raise RuntimeError(f"flaky run {n}")
+    return n
+
+
+@app.workflow(name="wf.retrying")
+def retrying(key: str, fail: int) -> Any:
+    try:
+        return flaky(key, fail)
+    except pgqueue.StepFailed as exc:
+        return {"failed": exc.error, "b": step_b(key)}
+
+
+@app.task(name="wf.double", queue="math")
+def double(x: int) -> int:
+    note("double", str(x))
+    return 2 * x
+
+
+@app.task(name="wf.boom", queue="math", max_attempts=1)
+def boom() -> None:
+    raise ValueError("boom")
+
+
+@app.workflow(name="wf.child")
+def child(x: int) -> int:
+    step_a(str(x))
+    return x + 1
+
+
+@app.workflow(name="wf.parent")
+def parent(x: int) -> dict[str, Any]:
+    doubled = pgqueue.run_task(double.job(x))
+    plus = pgqueue.run_task(child.job(doubled))
+    try:
+        pgqueue.run_task(boom.job())
+        failed = None
+    except pgqueue.StepFailed as exc:
+        failed = exc.error
+    return {"doubled": doubled, "plus": plus, "failed": failed}
+
+
+@app.workflow(name="wf.aparent")
+async def aparent(x: int) -> int:
+    return int(await pgqueue.run_task_async(double.job(x)))

@@ -139,3 +139,31 @@ LIMIT %(limit)s
 -- The unfinished children of a workflow (cancelled with it).
 SELECT child_id FROM pgqueue.workflow_steps
 WHERE workflow_id = %(id)s AND kind = 'child' AND finished_at IS NULL AND child_id IS NOT NULL
+
+-- name: workflow_block_on
+-- run_task: the workflow depends on its child (pgqueue.block_on, migration 0004, locks
+-- the child's row until commit: a child finishing meanwhile is seen finished), after
+-- workflow_run_on_failure.
+SELECT pgqueue.block_on(%(id)s, ARRAY[%(child)s]::bigint[])
+
+-- name: workflow_run_on_failure
+-- The workflow runs on when a child fails: the failure is the step's, not a cancellation.
+UPDATE pgqueue.jobs SET on_parent_failure = 'run'
+WHERE id = %(id)s AND on_parent_failure IS DISTINCT FROM 'run'
+
+-- name: workflow_child_state
+-- The child's outcome so far (its row is locked by workflow_block_on).
+SELECT status, result::text, task, last_error FROM pgqueue.jobs WHERE id = %(child)s
+
+-- name: workflow_block
+-- End the attempt waiting for the child: 'blocked' while it is unfinished (the
+-- dependencies trigger queues the workflow when it ends), attempt not counted.
+UPDATE pgqueue.jobs
+SET status = CASE WHEN pending_parents > 0 THEN 'blocked' ELSE 'queued' END,
+    run_at = now(),
+    attempts = attempts - 1,
+    leased_until = NULL,
+    lease_token = NULL,
+    worker_id = NULL
+WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s::uuid
+RETURNING id, status

@@ -124,7 +124,7 @@ class Executor:
             )
             fn = None
             if isinstance(task, Workflow):
-                fn = _replay.runner(self._database, task)
+                fn = _replay.runner(self._database, task, self._registry.max_payload)
                 self.used_apool = self.used_apool or task.is_async
             plan.fn = self._registry.hooks.wrap_execute(task, _context.current_job, fn)
         self._plans[name] = plan
