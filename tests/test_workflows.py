@@ -7,6 +7,7 @@ The tests with real worker processes (SIGKILL, restarts) are in
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,8 @@ import workflow_app as wf
 from test_worker_app import scalar, wait_until
 
 import pgqueue
+from pgqueue import _workflows
+from pgqueue._sql import query
 from pgqueue.worker import Worker, WorkerConfig
 
 FAST = {"poll_interval": 0.1, "rescue_interval": 0.2}
@@ -190,3 +193,72 @@ def test_an_async_workflow_runs_a_task(app: pgqueue.App) -> None:
     handle = wf.aparent.start(4)
     drain(app)
     assert handle.wait(timeout=10) == 8
+
+
+# -- the race between a suspension and send_event ------------------------------------------
+
+
+def _claimed(dsn: str, workflow: pgqueue.WorkflowHandle) -> str:
+    """Claim the workflow's job as a worker would; returns the lease token."""
+    token = str(uuid.uuid4())
+    params = {"queues": ["default"], "limit": 1, "lease": 30.0, "worker_id": "t", "token": token}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute(query("claim"), params).fetchall()[0][0] == workflow.id
+    return token
+
+
+def _blocked_on_a_lock(dsn: str) -> bool:
+    return bool(scalar(dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND wait_event_type = 'Lock'"))  # fmt: skip
+
+
+def test_send_event_during_a_suspension_wakes_the_workflow(
+    app: pgqueue.App, clean_db: str
+) -> None:
+    # The worker has looked for the event and found none; send_event comes in before
+    # its suspension commits: it waits for the row lock, then sees the suspension.
+    handle = wf.waiter.start("r1", 3600)
+    token = _claimed(clean_db, handle)
+    op = _workflows.wait(handle.id, token, 1, "pgqueue.wait_for_event:go", "event",
+                         seconds=3600, event="go")  # fmt: skip
+    sender = threading.Thread(target=app.send_event, args=(handle.id, "go", "now"))
+    with psycopg.connect(clean_db) as conn:
+        stmt = next(op)
+        while True:
+            if stmt.sql == query("workflow_suspend"):
+                sender.start()
+                wait_until(lambda: _blocked_on_a_lock(clean_db))
+            cur = conn.execute(stmt.sql, stmt.params)
+            rows = cur.fetchall() if cur.description is not None else []
+            try:
+                stmt = op.send(rows)
+            except StopIteration as stop:
+                waited = stop.value
+                break
+        conn.commit()
+    sender.join(10)
+    assert waited.state == "suspended"  # no event in its snapshot...
+    due = scalar(clean_db, "SELECT run_at <= now() FROM pgqueue.jobs WHERE id = %s", (handle.id,))
+    assert due  # ...but send_event, after the lock, saw it waiting and made it due now
+    drain(app)
+    assert handle.wait(timeout=10) == {"got": "now", "a": "a"}
+
+
+def test_a_suspension_during_send_event_sees_the_event(app: pgqueue.App, clean_db: str) -> None:
+    # send_event holds the row lock in the sender's open transaction; the worker's
+    # suspension waits for it, then finds the event instead of suspending.
+    handle = wf.waiter.start("r2", 3600)
+    token = _claimed(clean_db, handle)
+    results: list[Any] = []
+    op = _workflows.wait(handle.id, token, 1, "pgqueue.wait_for_event:go", "event",
+                         seconds=3600, event="go")  # fmt: skip
+    with psycopg.connect(clean_db) as conn:
+        app.send_event(handle.id, "go", "first", connection=conn)
+        worker = threading.Thread(
+            target=lambda: results.append(app.database.run(op, transaction=True)))
+        worker.start()
+        wait_until(lambda: _blocked_on_a_lock(clean_db))
+        conn.commit()
+    worker.join(10)
+    assert results[0].state == "done" and results[0].result == '"first"'
+    assert scalar(clean_db, "SELECT status FROM pgqueue.jobs WHERE id = %s", (handle.id,)) == "running"
