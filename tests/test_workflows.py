@@ -19,6 +19,8 @@ from test_worker_app import scalar, wait_until
 
 import pgqueue
 from pgqueue import _workflows
+from pgqueue._context import JobContext
+from pgqueue._replay import WorkflowRun
 from pgqueue._sql import query
 from pgqueue.worker import Worker, WorkerConfig
 
@@ -201,7 +203,9 @@ def test_an_async_workflow_runs_a_task(app: pgqueue.App) -> None:
 def _claimed(dsn: str, workflow: pgqueue.WorkflowHandle) -> str:
     """Claim the workflow's job as a worker would; returns the lease token."""
     token = str(uuid.uuid4())
-    params = {"queues": ["default"], "limit": 1, "lease": 30.0, "worker_id": "t", "token": token}
+    assert workflow.job is not None
+    params = {"queues": [workflow.job.queue], "limit": 1, "lease": 30.0, "worker_id": "t",
+              "token": token}  # fmt: skip
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute(query("claim"), params).fetchall()[0][0] == workflow.id
     return token
@@ -262,3 +266,43 @@ def test_a_suspension_during_send_event_sees_the_event(app: pgqueue.App, clean_d
     worker.join(10)
     assert results[0].state == "done" and results[0].result == '"first"'
     assert scalar(clean_db, "SELECT status FROM pgqueue.jobs WHERE id = %s", (handle.id,)) == "running"
+
+
+def test_a_worker_that_lost_the_lease_records_no_step(app: pgqueue.App, clean_db: str) -> None:
+    handle = wf.fulfil_order.start("z1")
+    stale = _claimed(clean_db, handle)
+    with psycopg.connect(clean_db, autocommit=True) as conn:  # rescued and claimed again
+        conn.execute("UPDATE pgqueue.jobs SET lease_token = gen_random_uuid() WHERE id = %s",
+                     (handle.id,))  # fmt: skip
+    ctx = JobContext(app.database, id=handle.id, task=wf.fulfil_order.name, queue="orders",
+                     attempt=1, max_attempts=3, token=stale, meta={})  # fmt: skip
+    run = WorkflowRun(app.database, ctx, {}, is_async=False)
+    with pytest.raises(pgqueue._errors.Suspended, match="fenced"):
+        run.step(wf.charge_payment, ("z1",), {})  # ran (at least once), not recorded
+    with pytest.raises(pgqueue._errors.Suspended, match="fenced"):
+        run.step(wf.reserve_inventory, ("z1", 0.0), {})  # its write rolled back with it
+    assert scalar(clean_db, "SELECT count(*) FROM public.wf_inventory") == 0
+    assert [s.seq for s in handle.steps()] == []
+
+
+def test_the_step_log_lives_as_long_as_the_workflow_job(app: pgqueue.App, clean_db: str) -> None:
+    handle = wf.napper.start("p1", 0.0)
+    drain(app)
+    assert handle.wait(timeout=10)["b"] == "b"
+    assert len(handle.steps()) == 6
+    assert app.purge(statuses=["succeeded"]) >= 1  # the pruner deletes the same way
+    assert handle.steps() == []
+    assert scalar(clean_db, "SELECT count(*) FROM pgqueue.workflow_steps") == 0
+
+
+def test_workflow_calls_outside_a_workflow() -> None:
+    assert wf.step_a.fn is not None
+    with pytest.raises(RuntimeError, match="only available inside a workflow"):
+        pgqueue.sleep(1)
+    with pytest.raises(RuntimeError, match="only available inside a workflow"):
+        pgqueue.wait_for_event("x", timeout=1)
+    assert 0 <= pgqueue.random() < 1
+    with pytest.raises(ValueError, match="seconds"):
+        pgqueue.sleep(-1)
+    with pytest.raises(TypeError, match="is not JSON|JSON"):
+        wf.app.send_event(1, "go", {1, 2})
