@@ -77,18 +77,19 @@ def runner(
 
         async def run_workflow_async(*args: Any, **kwargs: Any) -> Any:
             ctx = current_job()
-            log = await database.run_async(ops.begin(ctx.id, name))
+            log = await database.run_async(ops.begin(ctx.id))
             # The attempt runs in an asyncio task of its own: its context is a copy.
-            current_run.set(WorkflowRun(database, ctx, log, is_async=True, max_payload=max_payload))
+            current_run.set(WorkflowRun(database, ctx, log, is_async=True, max_payload=max_payload,
+                                        name=name))
             return await fn(*args, **kwargs)
 
         return run_workflow_async
 
     def run_workflow(*args: Any, **kwargs: Any) -> Any:
         ctx = current_job()
-        log = database.run(ops.begin(ctx.id, name))
+        log = database.run(ops.begin(ctx.id))
         token = current_run.set(WorkflowRun(database, ctx, log, is_async=False,
-                                              max_payload=max_payload))
+                                              max_payload=max_payload, name=name))
         try:
             return fn(*args, **kwargs)
         finally:
@@ -121,8 +122,12 @@ class WorkflowRun:
     """One attempt of one workflow: the log it replays and the next sequence number."""
 
     def __init__(self, database: Database, ctx: JobContext, log: dict[int, LogRow], *,
-                 is_async: bool, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:  # fmt: skip
+                 is_async: bool, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                 name: str = "") -> None:  # fmt: skip
         self.database = database
+        # The seq 0 row (the workflow itself) goes with its checkpoints (ON CONFLICT DO
+        # NOTHING) while the log was empty at the start: the first read stays a read.
+        self._mark = ops.Mark(None, None) if log else ops.Mark(name or ctx.task, _now())
         self.max_payload = max_payload
         self.ctx = ctx
         self.id = ctx.id
@@ -140,10 +145,10 @@ class WorkflowRun:
         return self.seq, row
 
     def _record_op(self, seq: int, name: str, kind: str, **fields: Any) -> Any:
-        return ops.record(self.id, self.token, seq, name, kind, **fields)
+        return ops.record(self.id, self.token, seq, name, kind, mark=self._mark, **fields)
 
     def _wait_op(self, kind: str, name: str, seq: int, **fields: Any) -> Any:
-        return ops.wait(self.id, self.token, seq, name, kind, **fields)
+        return ops.wait(self.id, self.token, seq, name, kind, mark=self._mark, **fields)
 
     # -- steps (sync) -------------------------------------------------------------
 
@@ -297,7 +302,7 @@ class WorkflowRun:
         params = enqueue_one_params(spec, self.max_payload)  # bad values raise before I/O
         with self.database.pool().connection() as conn, conn.transaction():
             # Lock first: the child is enqueued once, by the attempt holding the lease.
-            if not self.database.run(ops.lock(self.id, self.token), connection=conn):
+            if not self.database.run(ops.lock(self.id, self.token, self._mark), connection=conn):
                 raise Suspended("fenced")
             child_id = row.child_id if row is not None else None
             if child_id is None:
@@ -315,7 +320,8 @@ class WorkflowRun:
         params = enqueue_one_params(spec, self.max_payload)
         apool = await self.database.pool_async()
         async with apool.connection() as conn, conn.transaction():
-            if not await self.database.run_async(ops.lock(self.id, self.token), connection=conn):
+            lock = ops.lock(self.id, self.token, self._mark)
+            if not await self.database.run_async(lock, connection=conn):
                 raise Suspended("fenced")
             child_id = row.child_id if row is not None else None
             if child_id is None:

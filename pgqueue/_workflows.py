@@ -44,8 +44,15 @@ class Waited(NamedTuple):
 FENCED = Waited("fenced")
 
 
-def begin(workflow_id: int, name: str) -> Operation[dict[int, LogRow]]:
-    rows = yield Statement(query("workflow_begin"), {"id": workflow_id, "name": name})
+class Mark(NamedTuple):
+    """The workflow's seq 0 row, written with its first checkpoint (``mark`` None: written)."""
+
+    mark: str | None
+    run_started: datetime | None
+
+
+def begin(workflow_id: int) -> Operation[dict[int, LogRow]]:
+    rows = yield Statement(query("workflow_begin"), {"id": workflow_id})
     return {r[0]: LogRow(*r) for r in rows}
 
 
@@ -61,11 +68,12 @@ def record(
     error: str | None = None,
     attempts: int = 1,
     started_at: datetime | None = None,
+    mark: Mark = Mark(None, None),
 ) -> Operation[bool]:
     """Record a finished step; False when the lease is no longer this attempt's."""
     params = {"id": workflow_id, "token": token, "seq": seq, "name": name, "kind": kind,
               "digest": digest, "result": result, "error": error, "attempts": attempts,
-              "started_at": started_at}  # fmt: skip
+              "started_at": started_at, **mark._asdict()}  # fmt: skip
     rows = yield Statement(query("workflow_record"), params)
     return bool(rows)
 
@@ -79,7 +87,7 @@ def wait(
     *,
     seconds: float,
     event: str | None = None,
-    child: int | None = None,
+    mark: Mark = Mark(None, None),
 ) -> Operation[Waited]:
     """A sleep or an event wait, in one transaction under the job row's lock.
 
@@ -91,8 +99,10 @@ def wait(
     ids = {"id": workflow_id, "token": token}
     if not (yield Statement(query("workflow_lock"), ids)):
         return FENCED
+    if mark.mark is not None:
+        yield Statement(query("workflow_mark"), {**ids, **mark._asdict()})
     params = {**ids, "seq": seq, "name": name, "kind": kind, "event": event,
-              "child": child, "seconds": seconds}  # fmt: skip
+              "child": None, "seconds": seconds}  # fmt: skip
     wake_at, due, finished, result, error, _ = (
         yield Statement(query("workflow_wait_begin"), params)
     )[0]
@@ -110,10 +120,14 @@ def wait(
     return Waited("suspended", until=wake_at)
 
 
-def lock(workflow_id: int, token: str) -> Operation[bool]:
+def lock(workflow_id: int, token: str, mark: Mark = Mark(None, None)) -> Operation[bool]:
     """Lock the workflow's job row while this attempt holds its lease (see ``wait``)."""
-    rows = yield Statement(query("workflow_lock"), {"id": workflow_id, "token": token})
-    return bool(rows)
+    ids = {"id": workflow_id, "token": token}
+    if not (yield Statement(query("workflow_lock"), ids)):
+        return False
+    if mark.mark is not None:
+        yield Statement(query("workflow_mark"), {**ids, **mark._asdict()})
+    return True
 
 
 def child(workflow_id: int, token: str, seq: int, name: str, child_id: int) -> Operation[Waited]:

@@ -1,10 +1,5 @@
 -- name: workflow_begin
--- A workflow attempt starts: mark the workflow (seq 0, at its first run) and read its step log.
-WITH start AS (
-    INSERT INTO pgqueue.workflow_steps (workflow_id, seq, name, kind, attempts, finished_at)
-    VALUES (%(id)s, 0, %(name)s, 'workflow', 0, NULL)
-    ON CONFLICT (workflow_id, seq) DO NOTHING
-)
+-- A workflow attempt starts: read its step log (a read: no commit to wait for).
 SELECT seq, name, kind, result::text, error, finished_at IS NOT NULL, child_id
 FROM pgqueue.workflow_steps
 WHERE workflow_id = %(id)s AND seq > 0
@@ -14,20 +9,38 @@ ORDER BY seq
 -- A step ended: its result or error, in its own commit (or in a transactional step's
 -- transaction), fenced by the workflow job's lease. FOR SHARE waits for a rescue or a
 -- re-claim in flight and re-checks the token on the row itself: a worker that lost the
--- job records nothing.
+-- job records nothing. The workflow's first checkpoint also writes its seq 0 row.
+WITH holder AS (
+    SELECT id FROM pgqueue.jobs
+    WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s::uuid
+    FOR SHARE
+), mark AS (
+{workflow_mark_row}
+)
 INSERT INTO pgqueue.workflow_steps AS s
        (workflow_id, seq, name, kind, args_digest, result, error, attempts, started_at,
         finished_at)
-SELECT j.id, %(seq)s, %(name)s, %(kind)s, %(digest)s, %(result)s::jsonb, %(error)s,
+SELECT id, %(seq)s, %(name)s, %(kind)s, %(digest)s, %(result)s::jsonb, %(error)s,
        %(attempts)s, %(started_at)s, now()
-FROM (SELECT id FROM pgqueue.jobs
-      WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s::uuid
-      FOR SHARE) AS j
+FROM holder
 ON CONFLICT (workflow_id, seq) DO UPDATE
 SET result = excluded.result, error = excluded.error,
     attempts = s.attempts + excluded.attempts, finished_at = excluded.finished_at
 WHERE s.finished_at IS NULL
 RETURNING seq
+
+-- name: workflow_mark
+-- The workflow's seq 0 row, with its first checkpoint (under workflow_lock).
+WITH holder AS (SELECT %(id)s::bigint AS id)
+{workflow_mark_row}
+
+-- name: workflow_mark_row
+-- Fragment: insert seq 0 (the workflow, named %(mark)s) for the `holder` row, once.
+    INSERT INTO pgqueue.workflow_steps (workflow_id, seq, name, kind, attempts, started_at,
+                                        finished_at)
+    SELECT id, 0, %(mark)s, 'workflow', 0, %(run_started)s, NULL FROM holder
+    WHERE %(mark)s::text IS NOT NULL
+    ON CONFLICT (workflow_id, seq) DO NOTHING
 
 -- name: workflow_lock
 -- Lock the workflow's job row while this attempt still holds its lease (suspensions:
