@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgqueue._core import JobSpec
-from pgqueue._errors import Discard, JobCancelled
+from pgqueue._errors import Discard, JobCancelled, Suspended, WorkflowError
 from pgqueue._protocols import RunningJob
 
 if TYPE_CHECKING:
@@ -88,12 +88,15 @@ class Attempt:
         """The status the worker records when the attempt ends with ``exc`` (None:
         returned): ``succeeded``, ``failed`` (a retry follows), ``dead`` or
         ``cancelled`` (also a timeout or shutdown of an async task, which are
-        seen as its cancellation)."""
+        seen as its cancellation); ``suspended`` for a workflow that sleeps or
+        waits (its job is back in its queue, the attempt not counted)."""
         if exc is None:
             return "succeeded"
+        if isinstance(exc, Suspended):
+            return "suspended"
         if isinstance(exc, (JobCancelled, asyncio.CancelledError)):
             return "cancelled"
-        if isinstance(exc, Discard) or self.job.attempt >= self.job.max_attempts:
+        if isinstance(exc, (Discard, WorkflowError)) or self.job.attempt >= self.job.max_attempts:
             return "dead"
         return "failed"
 

@@ -335,3 +335,14 @@ def test_cli_lists_workflows_and_shows_a_step_log(
     assert [s["kind"] for s in shown["steps"]] == ["workflow", "event"]
     assert run(["workflows", "show", "999", "--dsn", clean_db]) != 0
     assert "999" in capsys.readouterr().err
+
+
+def test_start_joins_the_callers_transaction(app: pgqueue.App, clean_db: str) -> None:
+    with psycopg.connect(clean_db) as conn:
+        handle = wf.napper.start("t1", 0.0, connection=conn)
+        conn.rollback()
+    with pytest.raises(pgqueue.JobNotFound):
+        app.get_workflow(handle.id)
+    with psycopg.connect(clean_db) as conn:
+        handle = wf.napper.start("t2", 0.0, connection=conn)
+    assert app.get_workflow(handle.id).status() == "queued"

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 Finish = Callable[[Claimed, "Outcome | None"], bool]
 
+WAKE_HORIZON = 3600.0  # seconds: a later wake-up is left to polling (no timer held for days)
+
 DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR
 
 
@@ -104,6 +106,9 @@ class Executor:
         self.contexts: dict[int, _context.JobContext] = {}  # running jobs, for current_job()
         self.metrics: WorkerMetrics | None = None  # Prometheus hooks, when enabled
         self.used_apool = False  # the app's async pool lives on this loop: close it at the end
+        # Called with the seconds until a suspended workflow is due (the worker claims
+        # then, not at its next poll); set by the worker.
+        self.on_wake: Callable[[list[float]], None] | None = None
 
     def plan(self, name: str) -> TaskPlan | None:
         try:
@@ -349,10 +354,15 @@ class Executor:
         lost its lease while recording a step: nothing to record either way."""
         if suspended.reason == "fenced":
             self._log_fenced(job)
-        elif logger.isEnabledFor(INFO):
-            until = suspended.until.isoformat() if suspended.until is not None else None
+            return
+        until = suspended.until
+        delay = (until - datetime.now(timezone.utc)).total_seconds() if until else None
+        if delay is not None and delay < WAKE_HORIZON and self.on_wake is not None:
+            self.on_wake([max(0.0, delay)])
+        if logger.isEnabledFor(INFO):
             logger.info(kv("suspend", job=job.id, task=job.task, queue=job.queue,
-                           reason=suspended.reason, until=until))  # fmt: skip
+                           reason=suspended.reason,
+                           until=until.isoformat() if until is not None else None))  # fmt: skip
 
     def _unknown(self, job: Claimed) -> Outcome:
         known = ", ".join(sorted(self._registry.tasks)) or "none"
