@@ -7,25 +7,16 @@ leases; the steps count their executions in ``public.wf_runs``.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
-import pytest
 import workflow_app as wf
 from test_worker_app import scalar, wait_until, worker_process
+from workflow_app import app_fixture  # noqa: F401  (the `app` fixture)
 
 import pgqueue
 
 LEASE = 1.0  # seconds: a killed worker's workflow comes back quickly
 APP = "workflow_app:app"
 FAST = ("--poll-interval", "0.2", "--rescue-interval", "0.2")
-
-
-@pytest.fixture
-def app(clean_db: str) -> Iterator[pgqueue.App]:
-    wf.prepare(clean_db)
-    wf.app.use_dsn(clean_db)
-    yield wf.app
-    wf.app.close()
 
 
 def waiting_for(handle: pgqueue.WorkflowHandle, kind: str) -> bool:

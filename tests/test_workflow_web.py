@@ -3,25 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import workflow_app as wf
 from test_web_browser import chromium, console_errors, shot, text
+from test_worker import running_worker
 from test_worker_app import wait_until
-from test_workflows import running_worker
 from web_helpers import serve
+from workflow_app import app_fixture  # noqa: F401  (the `app` fixture)
 
 import pgqueue
 from pgqueue.web import asgi_app
-
-
-@pytest.fixture
-def app(clean_db: str) -> Iterator[pgqueue.App]:
-    wf.prepare(clean_db)
-    wf.app.use_dsn(clean_db)
-    yield wf.app
-    wf.app.close()
 
 
 def test_a_workflow_job_page_shows_its_step_log(app: pgqueue.App) -> None:

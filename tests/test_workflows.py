@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 import workflow_app as wf
+from test_worker import running_worker
 from test_worker_app import scalar, wait_until
+from workflow_app import app_fixture  # noqa: F401  (the `app` fixture)
 
 import pgqueue
 from pgqueue import _workflows
@@ -24,36 +24,12 @@ from pgqueue._context import JobContext
 from pgqueue._replay import WorkflowRun
 from pgqueue._sql import query
 from pgqueue.cli._base import run
-from pgqueue.worker import Worker, WorkerConfig
 
 FAST = {"poll_interval": 0.1, "rescue_interval": 0.2}
 
 
-@pytest.fixture
-def app(clean_db: str) -> Iterator[pgqueue.App]:
-    wf.prepare(clean_db)
-    wf.app.use_dsn(clean_db)
-    yield wf.app
-    wf.app.close()
-
-
 def drain(app: pgqueue.App) -> int:
     return app.run_worker(None, until_empty=True, **FAST)
-
-
-@contextmanager
-def running_worker(app: pgqueue.App, **options: Any) -> Iterator[Worker]:
-    config = WorkerConfig(install_signal_handlers=False, **{**FAST, **options})
-    worker = Worker(app.database, app.registry, config)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    wait_until(lambda: worker.heartbeat is not None and worker.heartbeat.beats > 0)
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(30)
-        assert not thread.is_alive()
 
 
 def kinds(handle: pgqueue.WorkflowHandle) -> list[tuple[int, str, str]]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
 
 import pgqueue
 
@@ -37,6 +39,15 @@ _local = threading.local()
 def prepare(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(DDL)
+
+
+@pytest.fixture(name="app")
+def app_fixture(clean_db: str) -> Iterator[pgqueue.App]:
+    """This module's app on the test's clean database (tests import the fixture)."""
+    prepare(clean_db)
+    app.use_dsn(clean_db)
+    yield app
+    app.close()
 
 
 def runs(dsn: str, step: str, key: str) -> int:
