@@ -8,6 +8,7 @@ registry never needs the facade itself.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -77,7 +78,10 @@ class Registry:
         """``@app.step``: a function whose result a workflow checkpoints."""
         options = dict(options)
         name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
-        return Step(func, StepConfig(name=name, **options), self.retry)
+        config = StepConfig(name=name, **options)
+        if config.transactional and "connection" not in inspect.signature(func).parameters:
+            raise ConfigurationError(f"transactional step {name} must take a `connection`")
+        return Step(func, config, self.retry)
 
     def workflows(self) -> list[str]:
         """The names of the registered workflows."""

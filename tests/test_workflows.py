@@ -24,6 +24,7 @@ from pgqueue._context import JobContext
 from pgqueue._replay import WorkflowRun
 from pgqueue._sql import query
 from pgqueue.cli._base import run
+from pgqueue.maintenance import Pruner
 
 FAST = {"poll_interval": 0.1, "rescue_interval": 0.2}
 
@@ -322,3 +323,35 @@ def test_start_joins_the_callers_transaction(app: pgqueue.App, clean_db: str) ->
     with psycopg.connect(clean_db) as conn:
         handle = wf.napper.start("t2", 0.0, connection=conn)
     assert app.get_workflow(handle.id).status() == "queued"
+
+
+def test_declarations_are_checked(app: pgqueue.App) -> None:
+    with pytest.raises(pgqueue.ConfigurationError, match="must take a `connection`"):
+        app.step(transactional=True)(lambda order_id: None)
+    with pytest.raises(ValueError, match="max_attempts must be >= 1"):
+        app.step(max_attempts=0)(lambda: None)
+    with pytest.raises(pgqueue.ConfigurationError, match="transactional"):
+        app.workflow(name="wf.bad", transactional=True)(lambda: None)
+    assert "wf.fulfil_order" in app.registry.workflows()
+    assert isinstance(wf.fulfil_order, pgqueue.Workflow) and isinstance(wf.fulfil_order,
+                                                                         pgqueue.Task)
+    assert wf.charge_payment("o-1") == "ch-o-1"  # outside a workflow: a plain call
+
+
+def test_the_pruner_deletes_a_workflows_log_with_its_job(
+    app: pgqueue.App, clean_db: str
+) -> None:
+    done = wf.napper.start("p2", 0.0)
+    waiting = wf.waiter.start("p3", 3600)
+    with running_worker(app):
+        done.wait(timeout=10)
+        wait_until(lambda: [s.kind for s in waiting.steps()][-1:] == ["event"])
+    app.send_event(waiting.id, "go", None)  # an event for a workflow that stays unfinished
+    pruner = Pruner(app.database, retention=0.0, interval=60)
+    try:
+        assert pruner.run_once() == 1
+    finally:
+        pruner.stop()
+    assert done.steps() == []
+    assert len(waiting.steps()) == 2  # unfinished: kept, with its event
+    assert scalar(clean_db, "SELECT count(*) FROM pgqueue.workflow_events") == 1

@@ -5,9 +5,12 @@
 keyed by ``(workflow_id, seq)``; seq 0 marks the workflow (written at its first
 run), 1, 2, ... are its steps in call order. ``pgqueue.workflow_events`` holds
 the events sent with ``send_event``, consumed in order by ``wait_for_event``.
-Both reference the job with ``ON DELETE CASCADE``: the pruner (or a purge)
-that deletes a workflow's job deletes its step log and events with it, never
-before.
+No foreign key to ``pgqueue.jobs``: a cascade costs two queries per deleted job,
+and every pruned job would pay them. The pruner and ``purge`` delete a workflow's
+step log and events in the statement that deletes its job (``delete_workflow_logs``
+in ``pgqueue/sql/maintenance.sql``), never before; a plain ``DELETE`` or
+``TRUNCATE`` of ``pgqueue.jobs`` leaves them behind (ids are never reused, so they
+are only garbage).
 
 Revision ID: 0005
 Revises: 0004
@@ -26,7 +29,7 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE pgqueue.workflow_steps (
-            workflow_id bigint NOT NULL REFERENCES pgqueue.jobs (id) ON DELETE CASCADE,
+            workflow_id bigint NOT NULL,
             seq integer NOT NULL,
             name text NOT NULL,
             kind text NOT NULL CHECK (kind IN ('workflow', 'step', 'sleep', 'event',
@@ -53,7 +56,7 @@ def upgrade() -> None:
         """
         CREATE TABLE pgqueue.workflow_events (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            workflow_id bigint NOT NULL REFERENCES pgqueue.jobs (id) ON DELETE CASCADE,
+            workflow_id bigint NOT NULL,
             name text NOT NULL,
             payload jsonb NOT NULL,
             sent_at timestamptz NOT NULL DEFAULT now(),
@@ -66,7 +69,7 @@ def upgrade() -> None:
         "CREATE INDEX workflow_events_pending_idx ON pgqueue.workflow_events"
         " (workflow_id, name, id) WHERE consumed_at IS NULL"
     )
-    # The foreign keys' ON DELETE checks, run by the pruner for every job it deletes.
+    # The pruner deletes a workflow's events with its job (delete_workflow_logs).
     op.execute("CREATE INDEX workflow_events_workflow_idx ON pgqueue.workflow_events (workflow_id)")
 
 

@@ -122,7 +122,8 @@ GROUP BY queue
 ORDER BY queue
 
 -- name: purge
--- Delete one batch of jobs matching explicit filters (never running ones).
+-- Delete one batch of jobs matching explicit filters (never running ones), with the
+-- step logs and events of the workflows among them.
 WITH victims AS (
     SELECT id
     FROM pgqueue.jobs
@@ -134,8 +135,10 @@ WITH victims AS (
            OR created_at <= now() - make_interval(secs => %(older_than)s))
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), deleted AS (
+    DELETE FROM pgqueue.jobs AS j
+    USING victims
+    WHERE j.id = victims.id AND j.status <> 'running'
+    RETURNING j.id
 )
-DELETE FROM pgqueue.jobs AS j
-USING victims
-WHERE j.id = victims.id AND j.status <> 'running'
-RETURNING j.id
+{delete_workflow_logs}

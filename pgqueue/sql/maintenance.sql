@@ -13,9 +13,9 @@ FROM pgqueue.queues
 WHERE retention IS NOT NULL OR dead_retention IS NOT NULL
 
 -- name: prune
--- Delete one small batch of finished jobs past their retention. The index
--- condition uses the shortest retention in force (%(cutoff)s); the exact
--- per-queue retention is checked row by row.
+-- Delete one small batch of finished jobs past their retention, with the step logs
+-- and events of the workflows among them. The index condition uses the shortest
+-- retention in force (%(cutoff)s); the exact per-queue retention is checked row by row.
 WITH victims AS (
     SELECT j.id
     FROM pgqueue.jobs AS j
@@ -27,8 +27,21 @@ WITH victims AS (
               %(default)s))
     LIMIT %(limit)s
     FOR UPDATE OF j SKIP LOCKED
+), deleted AS (
+    DELETE FROM pgqueue.jobs AS j
+    USING victims
+    WHERE j.id = victims.id AND j.status = ANY(%(statuses)s::text[])
+    RETURNING j.id
 )
-DELETE FROM pgqueue.jobs AS j
-USING victims
-WHERE j.id = victims.id AND j.status = ANY(%(statuses)s::text[])
-RETURNING j.id
+{delete_workflow_logs}
+
+-- name: delete_workflow_logs
+-- Fragment: delete the step logs and events of the `deleted` jobs (prune, purge), in
+-- the statement that deletes them (no foreign key: its per-row cascade would cost every
+-- deleted job two queries), and return the deleted ids.
+, steps AS (
+    DELETE FROM pgqueue.workflow_steps AS s USING deleted WHERE s.workflow_id = deleted.id
+), events AS (
+    DELETE FROM pgqueue.workflow_events AS e USING deleted WHERE e.workflow_id = deleted.id
+)
+SELECT id FROM deleted
