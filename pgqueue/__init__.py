@@ -2,12 +2,15 @@
 
 from pgqueue._admin import Replayed, Retried
 from pgqueue._app import App
+from pgqueue._canvas import Chain, Chord, Group, chain, chord, group
 from pgqueue._context import JobContext, current_job
 from pgqueue._core import JobSpec, RetryPolicy
 from pgqueue._errors import (
     ConfigurationError,
     DatabaseUnavailable,
+    DependencyError,
     Discard,
+    FlowNotFound,
     JobCancelled,
     JobFailed,
     JobNotFound,
@@ -22,6 +25,7 @@ from pgqueue._errors import (
     WaitTimeout,
     WorkflowError,
 )
+from pgqueue._flows import FlowHandle
 from pgqueue._hooks import Attempt, Middleware
 from pgqueue._job import Job
 from pgqueue._queues import QueueSettings
@@ -49,9 +53,15 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "Attempt",
+    "Chain",
+    "Chord",
     "ConfigurationError",
     "DatabaseUnavailable",
+    "DependencyError",
     "Discard",
+    "FlowHandle",
+    "FlowNotFound",
+    "Group",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -80,7 +90,10 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "WorkflowHandle",
+    "chain",
+    "chord",
     "current_job",
+    "group",
     "now",
     "now_async",
     "random",

@@ -122,23 +122,29 @@ GROUP BY queue
 ORDER BY queue
 
 -- name: purge
--- Delete one batch of jobs matching explicit filters (never running ones), with the
--- step logs and events of the workflows among them.
+-- Delete one batch of jobs matching explicit filters (never running ones, nor a
+-- parent whose dependents are unfinished); a deleted parent's edges go with it,
+-- and so do the step logs and events of deleted workflows.
 WITH victims AS (
-    SELECT id
-    FROM pgqueue.jobs
-    WHERE status <> 'running'
-      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-      AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-      AND (%(task)s::text IS NULL OR task = %(task)s)
+    SELECT j.id
+    FROM pgqueue.jobs AS j
+    WHERE j.status <> 'running'
+      AND (%(statuses)s::text[] IS NULL OR j.status = ANY(%(statuses)s::text[]))
+      AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)
+      AND (%(task)s::text IS NULL OR j.task = %(task)s)
       AND (%(older_than)s::float8 IS NULL
-           OR created_at <= now() - make_interval(secs => %(older_than)s))
+           OR j.created_at <= now() - make_interval(secs => %(older_than)s))
+      AND NOT {awaited_parent}
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-), deleted AS (
+), gone AS (
     DELETE FROM pgqueue.jobs AS j
     USING victims
     WHERE j.id = victims.id AND j.status <> 'running'
-    RETURNING j.id
+    RETURNING j.id, j.has_dependents
+), edges AS (
+    DELETE FROM pgqueue.job_dependencies AS d
+    USING gone
+    WHERE gone.has_dependents AND d.parent_id = gone.id
 )
 {delete_workflow_logs}

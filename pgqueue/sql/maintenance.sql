@@ -13,9 +13,11 @@ FROM pgqueue.queues
 WHERE retention IS NOT NULL OR dead_retention IS NOT NULL
 
 -- name: prune
--- Delete one small batch of finished jobs past their retention, with the step logs
--- and events of the workflows among them. The index condition uses the shortest
--- retention in force (%(cutoff)s); the exact per-queue retention is checked row by row.
+-- Delete one small batch of finished jobs past their retention. The index
+-- condition uses the shortest retention in force (%(cutoff)s); the exact
+-- per-queue retention is checked row by row. A parent whose dependents are
+-- unfinished is kept (they read its result when they run); a deleted parent's
+-- edges go with it, and so do the step logs and events of deleted workflows.
 WITH victims AS (
     SELECT j.id
     FROM pgqueue.jobs AS j
@@ -25,23 +27,36 @@ WITH victims AS (
       AND j.finished_at < %(now)s - make_interval(secs => coalesce(
               CASE WHEN j.status = 'dead' THEN q.dead_retention ELSE q.retention END,
               %(default)s))
+      AND NOT {awaited_parent}
     LIMIT %(limit)s
     FOR UPDATE OF j SKIP LOCKED
-), deleted AS (
+), gone AS (
     DELETE FROM pgqueue.jobs AS j
     USING victims
     WHERE j.id = victims.id AND j.status = ANY(%(statuses)s::text[])
-    RETURNING j.id
+    RETURNING j.id, j.has_dependents
+), edges AS (
+    DELETE FROM pgqueue.job_dependencies AS d
+    USING gone
+    WHERE gone.has_dependents AND d.parent_id = gone.id
 )
 {delete_workflow_logs}
 
+-- name: awaited_parent
+-- Fragment: job `j` has a dependent that has not finished (prune, purge keep it).
+(j.has_dependents AND EXISTS (
+    SELECT 1
+    FROM pgqueue.job_dependencies AS d
+    JOIN pgqueue.jobs AS c ON c.id = d.child_id
+    WHERE d.parent_id = j.id AND c.status NOT IN ('succeeded', 'dead', 'cancelled')))
+
 -- name: delete_workflow_logs
--- Fragment: delete the step logs and events of the `deleted` jobs (prune, purge), in
+-- Fragment: delete the step logs and events of the `gone` jobs (prune, purge), in
 -- the statement that deletes them (no foreign key: its per-row cascade would cost every
 -- deleted job two queries), and return the deleted ids.
 , steps AS (
-    DELETE FROM pgqueue.workflow_steps AS s USING deleted WHERE s.workflow_id = deleted.id
+    DELETE FROM pgqueue.workflow_steps AS s USING gone WHERE s.workflow_id = gone.id
 ), events AS (
-    DELETE FROM pgqueue.workflow_events AS e USING deleted WHERE e.workflow_id = deleted.id
+    DELETE FROM pgqueue.workflow_events AS e USING gone WHERE e.workflow_id = gone.id
 )
-SELECT id FROM deleted
+SELECT id FROM gone
