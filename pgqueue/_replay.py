@@ -54,6 +54,7 @@ from pgqueue import _workflows as ops
 from pgqueue._context import JobContext, current_job
 from pgqueue._core import DEFAULT_MAX_PAYLOAD, dumps, enqueue_one_params, error_text
 from pgqueue._errors import JobCancelled, NonDeterministicWorkflow, StepFailed, Suspended
+from pgqueue._sql import query
 from pgqueue._workflow import Step, args_digest, current_run
 from pgqueue._workflows import LogRow, Waited, decode
 
@@ -193,8 +194,8 @@ class WorkflowRun:
                        attempt: int) -> Any:  # fmt: skip
         with self.database.pool().connection() as conn, conn.transaction():
             if step.config.timeout is not None:  # a sync step cannot be interrupted
-                ms = max(1, int(step.config.timeout * 1000))
-                conn.execute(f"SET LOCAL statement_timeout = {ms}")
+                ms = str(max(1, int(step.config.timeout * 1000)))
+                conn.execute(query("workflow_step_timeout"), {"ms": ms})
             data = _encode(step, step.fn(*args, connection=conn, **kwargs))
             op = self._record_op(seq, step.name, "step", digest=digest, result=data,
                                  attempts=attempt, started_at=started)  # fmt: skip

@@ -355,3 +355,9 @@ def test_the_pruner_deletes_a_workflows_log_with_its_job(
     assert done.steps() == []
     assert len(waiting.steps()) == 2  # unfinished: kept, with its event
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.workflow_events") == 1
+
+
+def test_step_timeouts(app: pgqueue.App) -> None:
+    handle = wf.timeouts.start()
+    drain(app)
+    assert handle.wait(timeout=10) == ["QueryCanceled", "StepTimeout"]

@@ -7,6 +7,7 @@ own, outside any transaction, so a step run twice cannot hide.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -236,3 +237,25 @@ def parent(x: int) -> dict[str, Any]:
 @app.workflow(name="wf.aparent")
 async def aparent(x: int) -> int:
     return int(await pgqueue.run_task_async(double.job(x)))
+
+
+@app.step(name="wf.tx_slow", transactional=True, timeout=0.2)
+def tx_slow(connection: Any) -> None:
+    connection.execute("SELECT pg_sleep(5)")
+
+
+@app.step(name="wf.async_slow", timeout=0.2)
+async def async_slow() -> None:
+    await asyncio.sleep(5)
+
+
+@app.workflow(name="wf.timeouts")
+async def timeouts() -> list[str]:
+    out = []
+    for step in (tx_slow, async_slow):  # tx_slow is sync: it runs in a thread
+        try:
+            await step()
+            out.append("ran")
+        except pgqueue.StepFailed as exc:
+            out.append(exc.error.partition(":")[0])
+    return out

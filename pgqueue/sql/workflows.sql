@@ -180,3 +180,7 @@ SET status = CASE WHEN pending_parents > 0 THEN 'blocked' ELSE 'queued' END,
     worker_id = NULL
 WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s::uuid
 RETURNING id, status
+
+-- name: workflow_step_timeout
+-- A transactional sync step's timeout bounds its statements (its thread cannot be stopped).
+SELECT set_config('statement_timeout', %(ms)s, true)
