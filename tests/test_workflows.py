@@ -6,6 +6,7 @@ The tests with real worker processes (SIGKILL, restarts) are in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -361,3 +362,21 @@ def test_step_timeouts(app: pgqueue.App) -> None:
     handle = wf.timeouts.start()
     drain(app)
     assert handle.wait(timeout=10) == ["QueryCanceled", "StepTimeout"]
+
+
+def test_the_async_twins(app: pgqueue.App) -> None:
+    async def main() -> None:
+        handle = await wf.await_waiter.start_async("a1")
+        assert await handle.status_async() == "queued"
+        await app.send_event_async(handle.id, "go", "early")  # kept until the wait
+        again = await app.get_workflow_async(handle.id)
+        other = await wf.waiter.start_async("a2", 3600)
+        await other.cancel_async()
+        assert [j.id for j in await app.list_workflows_async(status="cancelled")] == [other.id]
+        worker = asyncio.create_task(app.run_worker_async(None, until_empty=True, **FAST))
+        assert await again.wait_async(timeout=10) == "early"
+        await worker
+        assert [s.kind for s in await handle.steps_async()] == ["workflow", "event"]
+        await app.close_async()
+
+    asyncio.run(main())
