@@ -15,12 +15,15 @@ from pgqueue._errors import (
     JobFailed,
     JobNotFound,
     MigrationError,
+    NonDeterministicWorkflow,
     PgQueueError,
     QueueFull,
     Retry,
     ScheduleError,
     ScheduleNotFound,
+    StepFailed,
     WaitTimeout,
+    WorkflowError,
 )
 from pgqueue._flows import FlowHandle
 from pgqueue._hooks import Attempt, Middleware
@@ -28,6 +31,22 @@ from pgqueue._job import Job
 from pgqueue._queues import QueueSettings
 from pgqueue._schedules import Schedule
 from pgqueue._task import Task, TaskOptions
+from pgqueue._workflow import (
+    Step,
+    StepRecord,
+    Workflow,
+    WorkflowHandle,
+    now,
+    now_async,
+    random,
+    random_async,
+    run_task,
+    run_task_async,
+    sleep,
+    sleep_async,
+    wait_for_event,
+    wait_for_event_async,
+)
 
 __version__ = "0.1.0"
 
@@ -51,6 +70,7 @@ __all__ = [
     "JobSpec",
     "Middleware",
     "MigrationError",
+    "NonDeterministicWorkflow",
     "PgQueueError",
     "QueueFull",
     "QueueSettings",
@@ -61,11 +81,27 @@ __all__ = [
     "Schedule",
     "ScheduleError",
     "ScheduleNotFound",
+    "Step",
+    "StepFailed",
+    "StepRecord",
     "Task",
     "TaskOptions",
     "WaitTimeout",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowHandle",
     "chain",
     "chord",
     "current_job",
     "group",
+    "now",
+    "now_async",
+    "random",
+    "random_async",
+    "run_task",
+    "run_task_async",
+    "sleep",
+    "sleep_async",
+    "wait_for_event",
+    "wait_for_event_async",
 ]

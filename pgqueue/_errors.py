@@ -13,14 +13,22 @@ Exception hierarchy::
     ├── ScheduleError             invalid cron expression or time zone (also a ValueError)
     │   └── ScheduleNotFound      no schedule with that name (also a LookupError)
     ├── QueueFull                 enqueue beyond a queue's maximum depth
-    └── DependencyError           a bad depends_on: a job that does not exist, a spec
-                                  not earlier in the batch (also a ValueError)
+    ├── DependencyError           a bad depends_on: a job that does not exist, a spec
+    │                             not earlier in the batch (also a ValueError)
+    └── WorkflowError             a workflow cannot go on (its job ends dead)
+        ├── NonDeterministicWorkflow  a replay called another step than the log recorded
+        └── StepFailed                a step failed for good (recorded; replays raise it again)
 
 Raised by task code to steer its own job (not errors of pgqueue)::
 
     Retry(delay=...)              retry later; counts an attempt
     Discard(reason)               give up: straight to dead
     JobCancelled                  cancellation was requested: the job ends cancelled
+
+Raised by pgqueue through workflow code to end an attempt early (a
+``BaseException``, so ``except Exception`` in user code lets it pass)::
+
+    Suspended                     the workflow sleeps or waits: its attempt ends, uncounted
 """
 
 from __future__ import annotations
@@ -118,4 +126,51 @@ class Discard(Exception):
 
     def __init__(self, reason: str = "discarded") -> None:
         self.reason = reason
+        super().__init__(reason)
+
+
+class WorkflowError(PgQueueError):
+    """A workflow cannot go on: the executor sends its job straight to ``dead``."""
+
+    __module__ = "pgqueue"
+
+
+class NonDeterministicWorkflow(WorkflowError):
+    """A replay called another step at a position than the step log recorded."""
+
+    __module__ = "pgqueue"
+
+    def __init__(self, workflow_id: int, seq: int, recorded: str, called: str) -> None:
+        self.workflow_id = workflow_id
+        self.seq = seq
+        self.recorded = recorded
+        self.called = called
+        super().__init__(
+            f"workflow {workflow_id} is not deterministic: step {seq} of its log is "
+            f"{recorded!r}, but this run called {called!r} there (a workflow must call "
+            "the same steps in the same order on every run; see the README, 'Determinism')"
+        )
+
+
+class StepFailed(WorkflowError):
+    """A step raised on its last attempt; its error is recorded and every replay raises it."""
+
+    __module__ = "pgqueue"
+
+    def __init__(self, step: str, error: str) -> None:
+        self.step = step
+        self.error = error
+        super().__init__(f"step {step} failed: {error}")
+
+
+class Suspended(BaseException):
+    """The workflow's attempt ends here: it sleeps, waits, or lost its lease.
+
+    ``reason``: ``sleep``, ``event``, ``child`` or ``fenced``; ``until``: when
+    the job is due again (None when fenced: the job is no longer ours).
+    """
+
+    def __init__(self, reason: str, until: Any = None) -> None:
+        self.reason = reason
+        self.until = until
         super().__init__(reason)

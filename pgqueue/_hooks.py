@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgqueue._core import JobSpec
-from pgqueue._errors import Discard, JobCancelled
+from pgqueue._errors import Discard, JobCancelled, Suspended, WorkflowError
 from pgqueue._protocols import RunningJob
 
 if TYPE_CHECKING:
@@ -88,12 +88,15 @@ class Attempt:
         """The status the worker records when the attempt ends with ``exc`` (None:
         returned): ``succeeded``, ``failed`` (a retry follows), ``dead`` or
         ``cancelled`` (also a timeout or shutdown of an async task, which are
-        seen as its cancellation)."""
+        seen as its cancellation); ``suspended`` for a workflow that sleeps or
+        waits (its job is back in its queue, the attempt not counted)."""
         if exc is None:
             return "succeeded"
+        if isinstance(exc, Suspended):
+            return "suspended"
         if isinstance(exc, (JobCancelled, asyncio.CancelledError)):
             return "cancelled"
-        if isinstance(exc, Discard) or self.job.attempt >= self.job.max_attempts:
+        if isinstance(exc, (Discard, WorkflowError)) or self.job.attempt >= self.job.max_attempts:
             return "dead"
         return "failed"
 
@@ -205,14 +208,18 @@ class Hooks:
     # -- execution -----------------------------------------------------------------
 
     def wrap_execute(
-        self, task: Task[Any, Any], current: Callable[[], RunningJob]
+        self,
+        task: Task[Any, Any],
+        current: Callable[[], RunningJob],
+        fn: Callable[..., Any] | None = None,
     ) -> Callable[..., Any]:
-        """``task.fn`` wrapped in the execute middleware (itself when there is none).
+        """``task.fn`` (or ``fn``, which runs it: a workflow's replay) wrapped in the
+        execute middleware (itself when there is none).
 
         The wrapper runs inside the attempt's job context: ``current`` (the
         caller's ``current_job``; a port cannot import it) returns it.
         """
-        fn = task.fn
+        fn = fn or task.fn
         assert fn is not None
         name = "around_execute_async" if task.is_async else "around_execute"
         layers = [h for h in (_hook(m, name) for m in self.middleware) if h is not None]

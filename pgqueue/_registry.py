@@ -8,6 +8,7 @@ registry never needs the facade itself.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -18,6 +19,7 @@ from pgqueue._hooks import Hooks
 from pgqueue._protocols import TaskOwner
 from pgqueue._schedule import Schedule, check_options
 from pgqueue._task import Task, TaskConfig
+from pgqueue._workflow import Step, StepConfig, Workflow
 
 DEFAULT_LEASE = 30.0  # seconds a claim holds a job before the rescuer may take it back
 
@@ -47,8 +49,11 @@ class Registry:
 
     # -- tasks -------------------------------------------------------------------
 
-    def register(self, func: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
-        """Register ``func`` (sync or async) as a task with ``@app.task`` options."""
+    def register(
+        self, func: Callable[..., Any], options: dict[str, Any], kind: type[Task[Any, Any]] = Task
+    ) -> Task[Any, Any]:
+        """Register ``func`` (sync or async) as a task with ``@app.task`` options
+        (``kind=Workflow``: as a workflow, ``@app.workflow``)."""
         if isinstance(func, Task) and func.fn is not None:  # stacked above @app.cron
             if self.tasks.get(func.name) is func:
                 del self.tasks[func.name]
@@ -63,9 +68,24 @@ class Registry:
             raise ConfigurationError(f"task {name}: timeout must be > 0")
         if name in self.tasks and self.tasks[name].fn is not func:
             raise ConfigurationError(f"task name {name!r} is registered twice")
-        task: Task[Any, Any] = Task(self.owner, func, config)
+        if kind is Workflow and config.transactional:
+            raise ConfigurationError(f"workflow {name}: declare its steps transactional instead")
+        task: Task[Any, Any] = kind(self.owner, func, config)
         self.tasks[name] = task
         return task
+
+    def step(self, func: Callable[..., Any], options: dict[str, Any]) -> Step[Any, Any]:
+        """``@app.step``: a function whose result a workflow checkpoints."""
+        options = dict(options)
+        name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
+        config = StepConfig(name=name, **options)
+        if config.transactional and "connection" not in inspect.signature(func).parameters:
+            raise ConfigurationError(f"transactional step {name} must take a `connection`")
+        return Step(func, config, self.retry)
+
+    def workflows(self) -> list[str]:
+        """The names of the registered workflows."""
+        return sorted(n for n, t in self.tasks.items() if isinstance(t, Workflow))
 
     def ref(self, name: str, *, queue: str = "default", priority: int = 0,
             max_attempts: int = 3) -> Task[Any, Any]:  # fmt: skip

@@ -179,8 +179,10 @@ class OpenTelemetryMiddleware(Middleware):
             with trace.use_span(span, record_exception=False, set_status_on_exception=False):
                 yield span
         except BaseException as exc:
-            span.set_attribute("messaging.pgqueue.outcome", attempt.outcome(exc))
-            _failed(span, exc)
+            outcome = attempt.outcome(exc)
+            span.set_attribute("messaging.pgqueue.outcome", outcome)
+            if outcome != "suspended":  # a workflow that sleeps or waits did not fail
+                _failed(span, exc)
             raise
         else:
             span.set_attribute("messaging.pgqueue.outcome", attempt.outcome(None))

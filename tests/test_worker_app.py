@@ -123,7 +123,9 @@ BOOT = (
 class WorkerProcess:
     """``pgqueue worker test_worker_app:app ARGS`` in a subprocess; its log goes to a file."""
 
-    def __init__(self, dsn: str, *args: str, lease: float = 30.0) -> None:
+    def __init__(
+        self, dsn: str, *args: str, lease: float = 30.0, app: str = "test_worker_app:app"
+    ) -> None:
         env = {
             **os.environ,
             "PGQUEUE_DSN": dsn,
@@ -134,7 +136,7 @@ class WorkerProcess:
         # (`make test &`) ignores it, and the worker, like Python, leaves an
         # ignored SIGINT alone.
         cmd = [sys.executable, "-c", BOOT, "worker",
-               "test_worker_app:app", "--log-level", "info", *args]  # fmt: skip
+               app, "--log-level", "info", *args]  # fmt: skip
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
@@ -183,9 +185,11 @@ def executions(dsn: str, key: int | None = None) -> int:
 
 
 @contextmanager
-def worker_process(dsn: str, *args: str, lease: float = 30.0) -> Iterator[WorkerProcess]:
+def worker_process(
+    dsn: str, *args: str, lease: float = 30.0, app: str = "test_worker_app:app"
+) -> Iterator[WorkerProcess]:
     """A worker subprocess, killed at the end if the test left it running."""
-    worker = WorkerProcess(dsn, *args, lease=lease)
+    worker = WorkerProcess(dsn, *args, lease=lease, app=app)
     try:
         yield worker
     except BaseException:

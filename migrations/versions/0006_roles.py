@@ -21,14 +21,14 @@ and the jobs claimed with it were stranded until rescued. The constraint is adde
 new and updated rows are.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 """
 
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

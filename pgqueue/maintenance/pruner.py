@@ -71,6 +71,7 @@ class Pruner(Service):
         if not locked or not locked[0]:
             return 0
         try:
+            conn.execute(query("prune_no_jit"))  # the connection is the pruner's own
             total = self._delete(conn, now)
         finally:
             conn.execute(query("prune_unlock"), {"key": LOCK_KEY})

@@ -123,7 +123,8 @@ ORDER BY queue
 
 -- name: purge
 -- Delete one batch of jobs matching explicit filters (never running ones, nor a
--- parent whose dependents are unfinished); a deleted parent's edges go with it.
+-- parent whose dependents are unfinished); a deleted parent's edges go with it,
+-- and so do the step logs and events of deleted workflows.
 WITH victims AS (
     SELECT j.id
     FROM pgqueue.jobs AS j
@@ -146,4 +147,4 @@ WITH victims AS (
     USING gone
     WHERE gone.has_dependents AND d.parent_id = gone.id
 )
-SELECT id FROM gone
+{delete_workflow_logs}

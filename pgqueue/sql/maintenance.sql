@@ -2,6 +2,11 @@
 -- One pruner pass at a time across all processes (session lock, released after the pass).
 SELECT pg_try_advisory_lock(%(key)s)
 
+-- name: prune_no_jit
+-- The pruner's own connection plans without JIT: a batch's delete is costed high enough
+-- to be compiled at every execution, which took ~10x longer than the delete itself.
+SET jit = off
+
 -- name: prune_unlock
 -- Release the pruner's lock.
 SELECT pg_advisory_unlock(%(key)s)
@@ -17,7 +22,7 @@ WHERE retention IS NOT NULL OR dead_retention IS NOT NULL
 -- condition uses the shortest retention in force (%(cutoff)s); the exact
 -- per-queue retention is checked row by row. A parent whose dependents are
 -- unfinished is kept (they read its result when they run); a deleted parent's
--- edges go with it.
+-- edges go with it, and so do the step logs and events of deleted workflows.
 WITH victims AS (
     SELECT j.id
     FROM pgqueue.jobs AS j
@@ -40,7 +45,7 @@ WITH victims AS (
     USING gone
     WHERE gone.has_dependents AND d.parent_id = gone.id
 )
-SELECT id FROM gone
+{delete_workflow_logs}
 
 -- name: awaited_parent
 -- Fragment: job `j` has a dependent that has not finished (prune, purge keep it).
@@ -49,3 +54,14 @@ SELECT id FROM gone
     FROM pgqueue.job_dependencies AS d
     JOIN pgqueue.jobs AS c ON c.id = d.child_id
     WHERE d.parent_id = j.id AND c.status NOT IN ('succeeded', 'dead', 'cancelled')))
+
+-- name: delete_workflow_logs
+-- Fragment: delete the step logs and events of the `gone` jobs (prune, purge), in
+-- the statement that deletes them (no foreign key: its per-row cascade would cost every
+-- deleted job two queries), and return the deleted ids.
+, steps AS (
+    DELETE FROM pgqueue.workflow_steps AS s USING gone WHERE s.workflow_id = gone.id
+), events AS (
+    DELETE FROM pgqueue.workflow_events AS e USING gone WHERE e.workflow_id = gone.id
+)
+SELECT id FROM gone

@@ -223,7 +223,27 @@ def job_detail(job_id: int) -> Operation[dict[str, Any] | None]:
     job: dict[str, Any] = rows[0]
     job["why"] = why_not_running(job)
     job["timeline"] = timeline(job)
+    # A workflow's step log (none for other jobs), and what a suspended one waits for.
+    job["steps"] = yield Statement(query("workflow_steps"), {"id": job_id}, rows="dict")
+    waiting = workflow_wait(job)
+    if waiting:
+        job["why"].insert(0, waiting)
     return job
+
+
+def workflow_wait(job: dict[str, Any]) -> str | None:
+    """What a suspended workflow waits for: its last step, when that one is pending."""
+    steps = job["steps"]
+    if job["status"] not in ("queued", "blocked") or not steps or steps[-1]["finished_at"]:
+        return None
+    last = steps[-1]
+    if last["kind"] == "event":
+        return f"workflow waiting for event {last['event']!r} (until {_ts(last['wake_at'])})"
+    if last["kind"] == "sleep":
+        return f"workflow sleeping until {_ts(last['wake_at'])}"
+    if last["kind"] == "child":
+        return f"workflow waiting for its child job {last['child_id']}"
+    return None
 
 
 def why_not_running(job: dict[str, Any]) -> list[str]:

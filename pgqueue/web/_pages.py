@@ -49,7 +49,8 @@ async def job(request: Request) -> Response:
     row = await dash.run(_data.job_detail(job_id))
     if row is None:
         return dash.error(request, 404, f"no job with id {job_id}")
-    return dash.page(request, "job.html", f"Job {job_id}", {"job": row}, sql=sql_of("web_job"))
+    return dash.page(request, "job.html", f"Job {job_id}", {"job": row},
+                     sql=sql_of("web_job", "workflow_steps"))
 
 
 async def queues(request: Request) -> Response:

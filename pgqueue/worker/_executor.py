@@ -19,6 +19,11 @@
   tasks, ``AsyncConnection`` for async ones) inside a transaction; the job's
   ``complete`` runs on that connection before the commit, so the task's writes
   and the job's success commit together, or not at all (lease lost: rollback).
+* Workflows (``@app.workflow``) run through ``_replay.runner``, which replays
+  their step log. A workflow that sleeps or waits has already put its job back
+  (``queued``, attempt not counted) when it raises ``Suspended``: the slot is
+  freed and no outcome is queued. ``WorkflowError`` (a non-deterministic replay,
+  a step that failed for good) sends the job straight to ``dead``.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from pgqueue import _context
+from pgqueue import _context, _replay
 from pgqueue._core import RetryPolicy, dumps, error_text, format_error
-from pgqueue._errors import Discard, JobCancelled, Retry
+from pgqueue._errors import Discard, JobCancelled, Retry, Suspended, WorkflowError
+from pgqueue._workflow import Workflow
 from pgqueue.worker._claimed import Claimed, Outcome
 from pgqueue.worker._completer import run_complete, run_complete_async
 from pgqueue.worker._log import kv, logger
@@ -45,6 +51,8 @@ if TYPE_CHECKING:
     from pgqueue.metrics import WorkerMetrics
 
 Finish = Callable[[Claimed, "Outcome | None"], bool]
+
+WAKE_HORIZON = 3600.0  # seconds: a later wake-up is left to polling (no timer held for days)
 
 DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR
 
@@ -98,6 +106,9 @@ class Executor:
         self.contexts: dict[int, _context.JobContext] = {}  # running jobs, for current_job()
         self.metrics: WorkerMetrics | None = None  # Prometheus hooks, when enabled
         self.used_apool = False  # the app's async pool lives on this loop: close it at the end
+        # Called with the seconds until a suspended workflow is due (the worker claims
+        # then, not at its next poll); set by the worker.
+        self.on_wake: Callable[[list[float]], None] | None = None
 
     def plan(self, name: str) -> TaskPlan | None:
         try:
@@ -116,7 +127,11 @@ class Executor:
                 cfg.retry or self._registry.retry,
                 cfg.transactional,
             )
-            plan.fn = self._registry.hooks.wrap_execute(task, _context.current_job)  # middleware
+            fn = None
+            if isinstance(task, Workflow):
+                fn = _replay.runner(self._database, task, self._registry.max_payload)
+                self.used_apool = self.used_apool or task.is_async
+            plan.fn = self._registry.hooks.wrap_execute(task, _context.current_job, fn)
         self._plans[name] = plan
         return plan
 
@@ -185,6 +200,9 @@ class Executor:
                 outcome = self._run_sync_tx(job, plan)
             else:
                 outcome = self._success(job, plan, plan.fn(*job.args, **job.kwargs))
+        except Suspended as suspended:
+            self._suspended(job, suspended)
+            outcome = None
         except BaseException as exc:
             outcome = self._failure(job, plan, exc)
         finally:
@@ -247,6 +265,9 @@ class Executor:
                 else JobCancelled("cancellation requested")
             )
             outcome = self._failure(job, plan, exc, tb="")
+        except Suspended as suspended:
+            self._suspended(job, suspended)
+            outcome = None
         except BaseException as exc:
             outcome = self._failure(job, plan, exc)
         finally:
@@ -318,7 +339,7 @@ class Executor:
         delay: float | None = None
         if isinstance(exc, JobCancelled):
             status = "cancelled"
-        elif isinstance(exc, Discard) or job.attempts >= job.max_attempts:
+        elif isinstance(exc, (Discard, WorkflowError)) or job.attempts >= job.max_attempts:
             status = "dead"
         else:
             status = "failed"
@@ -328,6 +349,21 @@ class Executor:
         self._log_failure(job, status, entry["error"], delay)
         error = entry["error"]
         return Outcome(job.id, job.token, status, None, delay, error, dumps(entry, "error entry"))
+
+    def _suspended(self, job: Claimed, suspended: Suspended) -> None:
+        """A workflow suspended itself (its job is already back in its queue), or
+        lost its lease while recording a step: nothing to record either way."""
+        if suspended.reason == "fenced":
+            self._log_fenced(job)
+            return
+        until = suspended.until
+        delay = (until - datetime.now(timezone.utc)).total_seconds() if until else None
+        if delay is not None and delay < WAKE_HORIZON and self.on_wake is not None:
+            self.on_wake([max(0.0, delay)])
+        if logger.isEnabledFor(INFO):
+            logger.info(kv("suspend", job=job.id, task=job.task, queue=job.queue,
+                           reason=suspended.reason,
+                           until=until.isoformat() if until is not None else None))  # fmt: skip
 
     def _unknown(self, job: Claimed) -> Outcome:
         known = ", ".join(sorted(self._registry.tasks)) or "none"

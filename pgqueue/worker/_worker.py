@@ -79,6 +79,7 @@ class Worker:
         self.running: dict[int, Claimed] = {}
         self.lock = threading.Lock()
         self.executor = Executor(database, registry, self.finish, threads=self.config.concurrency)
+        self.executor.on_wake = self._retry_due  # a workflow's sleep: claim when it is due
         self.completer = Completer(
             database,
             batch=self.config.completer_batch,
