@@ -19,6 +19,7 @@ from pgqueue._errors import (
     ScheduleNotFound,
     WaitTimeout,
 )
+from pgqueue._graph import FlowGraph, FlowNode, FlowSummary, JobGraph
 from pgqueue._hooks import Attempt, Middleware
 from pgqueue._job import Job
 from pgqueue._queues import QueueSettings
@@ -33,10 +34,14 @@ __all__ = [
     "ConfigurationError",
     "DatabaseUnavailable",
     "Discard",
+    "FlowGraph",
+    "FlowNode",
+    "FlowSummary",
     "Job",
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobGraph",
     "JobNotFound",
     "JobSpec",
     "Middleware",

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
 from pgqueue import _admin, _bulk, _client, _inspect, _queues, _schedules, _wait
+from pgqueue._app_graph import GraphReads
 from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy, enqueue_one_params
 from pgqueue._db import Database, DatabaseConfig
 from pgqueue._errors import ConfigurationError
@@ -31,7 +32,7 @@ M = TypeVar("M")
 __all__ = ["JOBS_CHANNEL", "App"]
 
 
-class App:
+class App(GraphReads):
     """The entry point: declares tasks, enqueues and inspects jobs, runs workers.
 
     The DSN comes from ``dsn``, else ``$PGQUEUE_DSN``, else ``$DATABASE_URL``,

@@ -32,11 +32,11 @@ LAYERS: dict[str, int] = {
     # operations
     "pgqueue._client": 2, "pgqueue._bulk": 2, "pgqueue._admin": 2, "pgqueue._queues": 2,
     "pgqueue._schedules": 2, "pgqueue._inspect": 2, "pgqueue._wait": 2, "pgqueue._context": 2,
-    "pgqueue._eager": 2,
+    "pgqueue._eager": 2, "pgqueue._graph": 2,
     # runtime
     "pgqueue.worker": 3, "pgqueue.maintenance": 3, "pgqueue.metrics": 3,
     # the facade, and what is built on it
-    "pgqueue._app": 4, "pgqueue": 4, "pgqueue._demo": 5,
+    "pgqueue._app": 4, "pgqueue._app_graph": 4, "pgqueue": 4, "pgqueue._demo": 5,
     # the command line: over the public API, integrations included (`pgqueue web`)
     "pgqueue.cli": 7, "pgqueue.__main__": 7,
 }  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -139,9 +140,20 @@ def jobs_show(
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Everything about one job, with every error and its traceback."""
-    job = _job_dict(plain_app(dsn).get_job(job_id))
+    """Everything about one job, every error with its traceback, and its graph
+    (parents and children, with their statuses) when it is part of a flow."""
+    from pgqueue.cli._graph_text import job_graph_lines
+
+    app = plain_app(dsn)
+    job = _job_dict(app.get_job(job_id))
+    graph = app.job_graph(job_id)
+    lines = job_graph_lines(graph)
     if as_json:
+        if lines:
+            job["graph"] = {"flow_id": graph.job.flow_id, "parent_counts": graph.parent_counts,
+                            "parents": [asdict(p) for p in graph.parents],
+                            "children": [asdict(c) for c in graph.children],
+                            "more_children": graph.more_children}  # fmt: skip
         emit_json(job)
         return
     for key, value in job.items():
@@ -153,6 +165,10 @@ def jobs_show(
         echo(f"\n--- attempt {entry.get('attempt')} at {entry.get('at')}: {entry.get('error')}")
         if entry.get("traceback"):
             echo(entry["traceback"].rstrip())
+    if lines:
+        echo("")
+        for line in lines:
+            echo(line)
 
 
 @cli.command()

@@ -1,0 +1,79 @@
+-- name: graph_node_columns
+-- The columns of a job as a flow's graph shows it (a fragment).
+j.id, j.task, j.queue, j.status, j.flow_id, coalesce(j.parent_ids, '{}'::bigint[]) AS parent_ids,
+j.created_at, j.finished_at, j.attempts, j.max_attempts, j.last_error
+
+-- name: graph_job
+-- One job with its flow and parent ids (the centre of `pgqueue jobs show`'s graph).
+SELECT {graph_node_columns}
+FROM pgqueue.jobs AS j
+WHERE j.id = %(id)s
+
+-- name: graph_parents
+-- The first %(limit)s parents of a job, in declaration order, and how many of all
+-- its parents are in each status (a chord's callback can have thousands).
+SELECT {graph_node_columns}, NULL::bigint AS n, NULL::text AS count_status
+FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
+JOIN pgqueue.jobs AS j ON j.id = u.id
+WHERE u.ord <= %(limit)s
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       count(*), p.status
+FROM pgqueue.jobs AS p
+WHERE p.id = ANY(%(ids)s::bigint[])
+GROUP BY p.status
+
+-- name: graph_children
+-- The first %(limit)s (+1, to tell there are more) jobs that name this job as a
+-- parent: a child is always in its parent's flow, so the flow's index narrows it.
+SELECT {graph_node_columns}
+FROM pgqueue.jobs AS j
+WHERE j.flow_id = %(flow_id)s AND j.parent_ids @> ARRAY[%(id)s::bigint]
+ORDER BY j.id
+LIMIT %(limit)s + 1
+
+-- name: graph_flow_counts
+-- How many jobs of the flow are in each status, with the flow's first and last times.
+SELECT j.status, count(*) AS n, min(j.created_at) AS created_at,
+       max(j.finished_at) AS finished_at
+FROM pgqueue.jobs AS j
+WHERE j.flow_id = %(flow_id)s
+GROUP BY j.status
+
+-- name: graph_flow_jobs
+-- The flow's jobs in id order (declaration order: parents first), after the
+-- keyset cursor %(after)s, optionally of one status, at most %(limit)s (+1).
+SELECT {graph_node_columns}
+FROM pgqueue.jobs AS j
+WHERE j.flow_id = %(flow_id)s
+  AND j.id > %(after)s
+  AND (%(status)s::text IS NULL OR j.status = %(status)s)
+ORDER BY j.id
+LIMIT %(limit)s + 1
+
+-- name: graph_flows
+-- The newest %(limit)s flows below the cursor %(before)s, with their jobs per
+-- status: a loose scan of the flow index (one probe per flow), then each flow's counts.
+WITH RECURSIVE ids AS (
+    (SELECT j.flow_id FROM pgqueue.jobs AS j
+     WHERE j.flow_id IS NOT NULL AND j.flow_id < %(before)s
+     ORDER BY j.flow_id DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.flow_id FROM pgqueue.jobs AS j
+            WHERE j.flow_id IS NOT NULL AND j.flow_id < ids.flow_id
+            ORDER BY j.flow_id DESC LIMIT 1)
+    FROM ids
+    WHERE ids.flow_id IS NOT NULL
+), page AS (
+    SELECT flow_id FROM ids WHERE flow_id IS NOT NULL LIMIT %(limit)s
+)
+SELECT page.flow_id, c.status, c.n, c.created_at, c.finished_at
+FROM page
+CROSS JOIN LATERAL (
+    SELECT j.status, count(*) AS n, min(j.created_at) AS created_at,
+           max(j.finished_at) AS finished_at
+    FROM pgqueue.jobs AS j
+    WHERE j.flow_id = page.flow_id
+    GROUP BY j.status
+) AS c
+ORDER BY page.flow_id DESC, c.status
