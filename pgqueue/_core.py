@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
+STATUSES = ("queued", "blocked", "running", "succeeded", "failed", "dead", "cancelled")
 FINISHED = frozenset({"succeeded", "dead", "cancelled"})
 
 JOB_FIELDS = (
     "id", "queue", "task", "args", "kwargs", "priority", "status", "run_at", "attempts",
     "max_attempts", "leased_until", "worker_id", "unique_key", "created_at", "started_at",
     "finished_at", "last_error", "errors", "result", "progress", "cancel_requested", "meta",
+    "flow_id", "parent_ids",
 )  # fmt: skip
 
 PRIORITY_MIN, PRIORITY_MAX = -32768, 32767  # smallint

@@ -41,6 +41,8 @@ class Job:
     progress: Any
     cancel_requested: bool
     meta: dict[str, Any]
+    flow_id: int | None = None  # the flow this job belongs to (its first job's id)
+    parent_ids: list[int] | None = None  # the jobs it waits for, in declaration order
     _owner: JobOwner | None = field(default=None, repr=False, compare=False)
 
     @classmethod

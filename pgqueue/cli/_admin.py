@@ -243,6 +243,6 @@ def dead_replay(
 
 
 STATS_COLUMNS = (
-    "queue", "queued", "scheduled", "running", "retrying", "dead",
+    "queue", "queued", "scheduled", "blocked", "running", "retrying", "dead",
     "done_last_minute", "oldest_waiting_seconds",
 )  # fmt: skip

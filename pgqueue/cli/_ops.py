@@ -100,7 +100,7 @@ def stats(
     watch: Annotated[float | None, typer.Option(help="Refresh every N seconds.")] = None,
     iterations: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Per queue: waiting, scheduled, running, retrying, dead, last-minute throughput."""
+    """Per queue: waiting, scheduled, blocked, running, retrying, dead, last-minute throughput."""
     app = plain_app(dsn)
     if watch is not None and watch <= 0:
         raise fail("--watch takes a positive number of seconds")

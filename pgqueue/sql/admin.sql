@@ -33,7 +33,7 @@ SELECT id, false, 0 FROM checked WHERE held
 WITH waiting AS (
     UPDATE pgqueue.jobs
     SET status = 'cancelled', finished_at = now(), leased_until = NULL, lease_token = NULL
-    WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('queued', 'failed')
+    WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('queued', 'blocked', 'failed')
     RETURNING id, status
 ), running AS (
     UPDATE pgqueue.jobs
@@ -93,7 +93,7 @@ SELECT c.id,
                    WHERE h.unique_key = c.unique_key AND h.unique_scope = c.unique_scope
                      AND (c.unique_scope <> 'task' OR h.task = c.task)
                      AND (c.unique_scope <> 'queue' OR h.queue = c.queue)
-                     AND h.status IN ('queued', 'running', 'failed') AND h.id <> c.id)
+                     AND h.status IN ('queued', 'blocked', 'running', 'failed') AND h.id <> c.id)
            OR row_number() OVER (
                   PARTITION BY c.unique_key, c.unique_scope,
                                CASE c.unique_scope WHEN 'task' THEN c.task
@@ -107,6 +107,7 @@ FROM picked AS c
 SELECT queue,
        count(*) FILTER (WHERE status = 'queued' AND run_at <= now()) AS queued,
        count(*) FILTER (WHERE status = 'queued' AND run_at > now()) AS scheduled,
+       count(*) FILTER (WHERE status = 'blocked') AS blocked,
        count(*) FILTER (WHERE status = 'running') AS running,
        count(*) FILTER (WHERE status = 'failed') AS retrying,
        count(*) FILTER (WHERE status = 'dead') AS dead,

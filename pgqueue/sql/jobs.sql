@@ -133,13 +133,13 @@ JOIN pgqueue.jobs AS j
   ON j.unique_key = k.k_key AND j.unique_scope = k.k_scope
  AND (k.k_scope <> 'task' OR j.task = k.k_task)
  AND (k.k_scope <> 'queue' OR j.queue = k.k_queue)
-ORDER BY k.pos, (j.status IN ('queued', 'running', 'failed')) DESC, j.id DESC
+ORDER BY k.pos, (j.status IN ('queued', 'blocked', 'running', 'failed')) DESC, j.id DESC
 
 -- name: unique_conflict
 -- Fragment: the conflict target of jobs_unique_key_idx (a held key in its scope).
 ON CONFLICT (unique_key, unique_scope,
              (CASE unique_scope WHEN 'task' THEN task WHEN 'queue' THEN queue ELSE '' END))
-        WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'failed')
+        WHERE unique_key IS NOT NULL AND status IN ('queued', 'blocked', 'running', 'failed')
         DO NOTHING
 
 -- name: get_job
@@ -166,4 +166,4 @@ SELECT id, status FROM pgqueue.jobs WHERE id = ANY(%(ids)s::bigint[])
 -- Fragment: the columns a pgqueue.Job is decoded from, in order (see _core.JOB_FIELDS).
 id, queue, task, args, kwargs, priority, status, run_at, attempts, max_attempts,
 leased_until, worker_id, unique_key, created_at, started_at, finished_at,
-last_error, errors, result, progress, cancel_requested, meta
+last_error, errors, result, progress, cancel_requested, meta, flow_id, parent_ids

@@ -29,7 +29,7 @@ SELECT n.name, coalesce(q.paused, false) AS paused, q.max_running, q.rate_limit,
        coalesce(q.rate_period, 1) AS rate_period, q.max_depth, q.retention, q.dead_retention
 FROM (SELECT name FROM pgqueue.queues
       UNION
-      SELECT DISTINCT queue FROM pgqueue.jobs WHERE status IN ('queued', 'running', 'failed')) AS n
+      SELECT DISTINCT queue FROM pgqueue.jobs WHERE status IN ('queued', 'blocked', 'running', 'failed')) AS n
 LEFT JOIN pgqueue.queues AS q ON q.name = n.name
 ORDER BY n.name
 

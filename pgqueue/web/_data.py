@@ -19,7 +19,7 @@ CAP = 10_000  # exact counts up to this many rows per queue and state
 PAGE = 50  # jobs per page
 STATES = ("ready", "scheduled", "running", "retrying", "dead")
 SAMPLE_ROWS = 30_000  # rows a count estimate samples (block sampling: a few hundred pages)
-STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
+STATUSES = ("queued", "blocked", "running", "succeeded", "failed", "dead", "cancelled")
 
 
 @dataclass(frozen=True)
