@@ -52,6 +52,7 @@ class Box:
     counts: dict[str, int] = field(default_factory=dict)
     group: bool = False
     hidden_parents: int = 0  # parents in layers before the window
+    more: int = 0  # jobs a group stands for beyond ``jobs`` (counted, not read)
     x: float = 0.0
     y: float = 0.0
 
@@ -80,9 +81,9 @@ class Layout:
 
 @dataclass(frozen=True)
 class Geometry:
-    box_width: float = 168.0
+    box_width: float = 136.0
     box_height: float = 44.0
-    gap_x: float = 20.0
+    gap_x: float = 10.0
     gap_y: float = 46.0
     margin: float = 12.0
 
@@ -133,7 +134,7 @@ def layout(
     *,
     first_layer: int = 0,
     max_layers: int = 30,
-    max_per_layer: int = 10,
+    max_per_layer: int = 8,
     geometry: Geometry | None = None,
 ) -> Layout:
     """Lay out ``nodes``: layers ``first_layer`` .. ``first_layer + max_layers - 1``."""

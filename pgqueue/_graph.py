@@ -41,10 +41,12 @@ class FlowNode:
     attempts: int
     max_attempts: int
     last_error: str | None
+    pending_parents: int = 0  # parents not finished yet (a blocked job waits for them)
+    on_parent_failure: str = "cancel"  # or "run": runs even when a parent fails
 
     @classmethod
     def from_row(cls, row: Any) -> FlowNode:
-        return cls(row[0], row[1], row[2], row[3], row[4], tuple(row[5] or ()), *row[6:11])
+        return cls(row[0], row[1], row[2], row[3], row[4], tuple(row[5] or ()), *row[6:13])
 
 
 def _ordered(counts: dict[str, int]) -> dict[str, int]:
@@ -62,11 +64,15 @@ class JobGraph:
     parents: list[FlowNode]
     parent_counts: dict[str, int]
     children: list[FlowNode]
-    more_children: bool = False
+    child_counts: dict[str, int]
 
     @property
     def parent_total(self) -> int:
         return sum(self.parent_counts.values())
+
+    @property
+    def child_total(self) -> int:
+        return sum(self.child_counts.values())
 
     @property
     def waiting_on(self) -> list[FlowNode]:
@@ -119,7 +125,8 @@ def _limit(limit: int, what: str = "limit") -> int:
 
 
 def job_graph(job_id: int, limit: int = AROUND_LIMIT) -> Operation[JobGraph]:
-    """The job ``job_id`` with up to ``limit`` parents and children."""
+    """The job ``job_id`` with up to ``limit`` parents (those it waits for first) and
+    children, and the count of each per status."""
     _limit(limit)
     rows = yield Statement(query("graph_job"), {"id": job_id})
     if not rows:
@@ -130,22 +137,25 @@ def job_graph(job_id: int, limit: int = AROUND_LIMIT) -> Operation[JobGraph]:
     if job.parent_ids:
         got = yield Statement(query("graph_parents"), {"ids": list(job.parent_ids),
                                                        "limit": limit})  # fmt: skip
-        by_id = {}
-        for row in got:
-            if row[0] is None:
-                counts[row[-1]] = int(row[-2])
-            else:
-                by_id[row[0]] = FlowNode.from_row(row)
-        parents = [by_id[i] for i in job.parent_ids[:limit] if i in by_id]
-    children: list[FlowNode] = []
-    more = False
-    if job.flow_id is not None:
-        got = yield Statement(query("graph_children"), {"id": job.id, "flow_id": job.flow_id,
-                                                        "limit": limit})  # fmt: skip
-        children = [FlowNode.from_row(r) for r in got[:limit]]
-        more = len(got) > limit
+        parents, counts = _split(got)
+        position = {p: k for k, p in enumerate(job.parent_ids)}
+        parents.sort(key=lambda n: position[n.id])
+    got = yield Statement(query("graph_children"), {"id": job.id, "limit": limit})
+    children, child_counts = _split(got)
+    children.sort(key=lambda n: n.id)
     return JobGraph(job=job, parents=parents, parent_counts=_ordered(counts),
-                    children=children, more_children=more)  # fmt: skip
+                    children=children, child_counts=_ordered(child_counts))  # fmt: skip
+
+
+def _split(rows: list[Any]) -> tuple[list[FlowNode], dict[str, int]]:
+    """Rows of jobs, then rows of (count, status): the jobs and the counts."""
+    nodes, counts = [], {}
+    for row in rows:
+        if row[0] is None:
+            counts[row[-1]] = int(row[-2])
+        else:
+            nodes.append(FlowNode.from_row(row))
+    return nodes, counts
 
 
 def flow_graph(

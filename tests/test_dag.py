@@ -44,7 +44,7 @@ def test_edges_join_parent_boxes_to_child_boxes_top_down() -> None:
     y = {b.key: b.y for b in out.boxes}
     assert y["j1"] < y["j2"] == y["j3"] < y["j4"]
     assert out.layers == 3 and not out.more_before and not out.more_after and out.grouped == 0
-    assert all(b.x >= 0 and b.x + 168 <= out.width for b in out.boxes)
+    assert all(b.x >= 0 and b.x + 136 <= out.width for b in out.boxes)
     assert all(b.y + 44 <= out.height for b in out.boxes)
 
 

@@ -18,6 +18,7 @@ from pgqueue.cli._base import (
     cli,
     echo,
     emit_json,
+    fail,
     parse_json,
     plain_app,
     safe,
@@ -137,6 +138,9 @@ def jobs_list(
 @jobs_cli.command("show")
 def jobs_show(
     job_id: Annotated[int, typer.Argument(help="Job id.")],
+    graph_limit: Annotated[
+        int, typer.Option(help="Parents and children listed (all are counted).")
+    ] = 10,
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -144,16 +148,18 @@ def jobs_show(
     (parents and children, with their statuses) when it is part of a flow."""
     from pgqueue.cli._graph_text import job_graph_lines
 
+    if graph_limit < 1:
+        raise fail("--graph-limit must be at least 1")
     app = plain_app(dsn)
     job = _job_dict(app.get_job(job_id))
-    graph = app.job_graph(job_id)
+    graph = app.job_graph(job_id, limit=graph_limit)
     lines = job_graph_lines(graph)
     if as_json:
         if lines:
             job["graph"] = {"flow_id": graph.job.flow_id, "parent_counts": graph.parent_counts,
                             "parents": [asdict(p) for p in graph.parents],
-                            "children": [asdict(c) for c in graph.children],
-                            "more_children": graph.more_children}  # fmt: skip
+                            "child_counts": graph.child_counts,
+                            "children": [asdict(c) for c in graph.children]}  # fmt: skip
         emit_json(job)
         return
     for key, value in job.items():

@@ -60,9 +60,13 @@ def job_graph_lines(graph: JobGraph) -> list[str]:
                  + ", ".join(f"{p.id} ({p.status})" for p in shown[:PARENT_IDS_SHOWN])
                  + (" ..." if waiting > min(len(shown), PARENT_IDS_SHOWN) else ""))  # fmt: skip
     lines.append(mark)
-    more = "... more (the first shown)" if graph.more_children else None
-    lines.append(f"  children: {len(graph.children):,}{'+' if graph.more_children else ''}")
-    lines.extend(_tree(graph.children, more))
+    children = graph.child_total
+    if children:
+        lines.append(f"  children: {children:,} ({counts_text(graph.child_counts)})")
+        rest = children - len(graph.children)
+        lines.extend(_tree(graph.children, f"... {rest:,} more" if rest > 0 else None))
+    else:
+        lines.append("  children: none")
     return lines
 
 

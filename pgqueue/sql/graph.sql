@@ -1,7 +1,8 @@
 -- name: graph_node_columns
 -- The columns of a job as a flow's graph shows it (a fragment).
 j.id, j.task, j.queue, j.status, j.flow_id, coalesce(j.parent_ids, '{}'::bigint[]) AS parent_ids,
-j.created_at, j.finished_at, j.attempts, j.max_attempts, j.last_error
+j.created_at, j.finished_at, j.attempts, j.max_attempts, j.last_error, j.pending_parents,
+coalesce(j.on_parent_failure, 'cancel') AS on_parent_failure
 
 -- name: graph_job
 -- One job with its flow and parent ids (the centre of `pgqueue jobs show`'s graph).
@@ -10,27 +11,37 @@ FROM pgqueue.jobs AS j
 WHERE j.id = %(id)s
 
 -- name: graph_parents
--- The first %(limit)s parents of a job, in declaration order, and how many of all
--- its parents are in each status (a chord's callback can have thousands).
-SELECT {graph_node_columns}, NULL::bigint AS n, NULL::text AS count_status
-FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
-JOIN pgqueue.jobs AS j ON j.id = u.id
-WHERE u.ord <= %(limit)s
+-- %(limit)s of a job's parents, those it still waits for first (then the failed,
+-- then the succeeded; each in declaration order), and how many of all its
+-- parents are in each status (a chord's callback can have thousands).
+(SELECT {graph_node_columns}, NULL::bigint AS n, NULL::text AS count_status
+ FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
+ JOIN pgqueue.jobs AS j ON j.id = u.id
+ ORDER BY j.status = 'succeeded', j.status IN ('dead', 'cancelled'), u.ord
+ LIMIT %(limit)s)
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        count(*), p.status
 FROM pgqueue.jobs AS p
 WHERE p.id = ANY(%(ids)s::bigint[])
 GROUP BY p.status
 
 -- name: graph_children
--- The first %(limit)s (+1, to tell there are more) jobs that name this job as a
--- parent: a child is always in its parent's flow, so the flow's index narrows it.
-SELECT {graph_node_columns}
-FROM pgqueue.jobs AS j
-WHERE j.flow_id = %(flow_id)s AND j.parent_ids @> ARRAY[%(id)s::bigint]
-ORDER BY j.id
-LIMIT %(limit)s + 1
+-- The first %(limit)s jobs that depend on this job (by the edge table's primary
+-- key, parent_id then child_id), and how many of all of them are in each status.
+(SELECT {graph_node_columns}, NULL::bigint AS n, NULL::text AS count_status
+ FROM pgqueue.job_dependencies AS d
+ JOIN pgqueue.jobs AS j ON j.id = d.child_id
+ WHERE d.parent_id = %(id)s
+ ORDER BY d.child_id
+ LIMIT %(limit)s)
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       count(*), c.status
+FROM pgqueue.job_dependencies AS d
+JOIN pgqueue.jobs AS c ON c.id = d.child_id
+WHERE d.parent_id = %(id)s
+GROUP BY c.status
 
 -- name: graph_flow_counts
 -- How many jobs of the flow are in each status, with the flow's first and last times.

@@ -14,10 +14,10 @@ from html import escape
 from pgqueue._dag import Box, Geometry, Layout
 
 GEOMETRY = Geometry()
-TASK_CHARS = 22  # a box shows the end of the task name; its tooltip the whole
+BOX_CHARS = 20  # what a line of a box holds; its tooltip has the whole task name
 
 
-def short_task(task: str, limit: int = TASK_CHARS) -> str:
+def short_task(task: str, limit: int = BOX_CHARS) -> str:
     """The task's last dotted part (``myapp.tasks.fetch`` -> ``fetch``), cut to ``limit``."""
     name = task.rsplit(".", 1)[-1] or task
     return name if len(name) <= limit else name[: limit - 1] + "…"
@@ -26,7 +26,7 @@ def short_task(task: str, limit: int = TASK_CHARS) -> str:
 def _summary(box: Box) -> str:
     if box.group:
         counts = ", ".join(f"{n:,} {s}" for s, n in box.counts.items())
-        return f"{len(box.jobs):,} more jobs: {counts}"
+        return f"{len(box.jobs) + box.more:,} more jobs: {counts}"
     return box.status
 
 
@@ -47,22 +47,33 @@ def _box_svg(box: Box, href: str, current: int | None, geo: Geometry) -> str:
     if current is not None and current in box.jobs and not box.group:
         classes.append("current")
     if box.group:
-        first = f"+{len(box.jobs):,} x {short_task(box.task, TASK_CHARS - 8)}"
-        second = " · ".join(f"{n:,} {s}" for s, n in list(box.counts.items())[:2])
+        count = f"+{len(box.jobs) + box.more:,} x "
+        first = count + short_task(box.task, BOX_CHARS - len(count))
+        second = ", ".join(f"{n:,} {s}" for s, n in list(box.counts.items())[:2])
         if len(box.counts) > 2:
-            second += " …"
+            second += ", …"
         tip = f"{box.task}: {_summary(box)}"
     else:
-        first = f"#{box.jobs[0]} {short_task(box.task)}"
-        second = box.status + (f" · {box.hidden_parents} parent(s) above"
+        first = f"#{box.jobs[0]} "
+        first += short_task(box.task, max(6, BOX_CHARS - len(first)))
+        second = box.status + (f" · {box.hidden_parents} above"
                                if box.hidden_parents else "")  # fmt: skip
         tip = f"job {box.jobs[0]}: {box.task}, {box.status}"
+    text_width = w - 18
     return (f'<a href="{escape(href)}" class="{" ".join(classes)}" '
             f'transform="translate({box.x:.1f},{box.y:.1f})">'
             f"<title>{escape(tip)}</title>"
             f'<rect width="{w:.0f}" height="{h:.0f}" rx="6"/>'
-            f'<text class="t1" x="10" y="18">{escape(first)}</text>'
-            f'<text class="t2" x="10" y="35">{escape(second)}</text></a>')  # fmt: skip
+            f'<text class="t1" x="10" y="18"{_fit(first, 6.6, text_width)}>{escape(first)}</text>'
+            f'<text class="t2" x="10" y="35"{_fit(second, 6.0, text_width)}>{escape(second)}'
+            "</text></a>")  # fmt: skip
+
+
+def _fit(text: str, char_width: float, width: float) -> str:
+    """Squeeze a line that would overflow its box (an estimate: SVG has no text wrap)."""
+    if len(text) * char_width <= width:
+        return ""
+    return f' textLength="{width:.0f}" lengthAdjust="spacingAndGlyphs"'
 
 
 def _edge_svg(parent: Box, child: Box, geo: Geometry) -> str:
