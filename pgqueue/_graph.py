@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from pgqueue._core import check_status
+from pgqueue._core import FINISHED, check_status
 from pgqueue._dag import INTEREST
 from pgqueue._db import Operation, Statement
 from pgqueue._errors import JobNotFound
@@ -76,8 +76,8 @@ class JobGraph:
 
     @property
     def waiting_on(self) -> list[FlowNode]:
-        """The shown parents that have not succeeded (what a ``blocked`` job waits for)."""
-        return [p for p in self.parents if p.status != "succeeded"]
+        """The shown parents that have not finished (what a ``blocked`` job waits for)."""
+        return [p for p in self.parents if p.status not in FINISHED]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class FlowGraph:
 
     @property
     def finished(self) -> bool:
-        return all(s in ("succeeded", "dead", "cancelled") for s in self.counts)
+        return all(s in FINISHED for s in self.counts)
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def list_flows(limit: int = FLOWS_LIMIT, before: int | None = None) -> Operation
             entry["finished"].append(finished)
     flows = []
     for flow_id, e in out.items():
-        done = all(s in ("succeeded", "dead", "cancelled") for s in e["counts"])
+        done = all(s in FINISHED for s in e["counts"])
         flows.append(FlowSummary(id=flow_id, counts=_ordered(e["counts"]),
                                  created_at=min(e["created"]),
                                  finished_at=max(e["finished"]) if done and e["finished"]

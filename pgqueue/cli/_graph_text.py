@@ -54,7 +54,7 @@ def job_graph_lines(graph: JobGraph) -> list[str]:
         lines.append("  parents: none")
     mark = f"  * {_node(job)}"
     if job.status == "blocked":
-        waiting = total - graph.parent_counts.get("succeeded", 0)
+        waiting = job.pending_parents
         shown = graph.waiting_on
         mark += (f": waiting on {waiting:,} of {total:,} parent(s): "
                  + ", ".join(f"{p.id} ({p.status})" for p in shown[:PARENT_IDS_SHOWN])
