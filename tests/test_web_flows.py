@@ -55,7 +55,7 @@ def test_the_flow_page_draws_every_job_and_edge(client: TestClient, clean_db: st
     assert page.status_code == 200
     svg = svg_of(page.text)
     assert sorted(href for href, _ in boxes(svg)) == sorted(f"/jobs/{i}" for i in ids)
-    assert ("/jobs/%d" % ids[1], "node s-running") in boxes(svg)
+    assert (f"/jobs/{ids[1]}", "node s-running") in boxes(svg)
     edges = [p for p in svg.iter("path") if "edge" in (p.get("class") or "")]
     assert len(edges) == 3 + 2
     assert sorted(e.get("class") for e in edges) == ["edge done", "edge wait", "edge wait",
@@ -63,7 +63,7 @@ def test_the_flow_page_draws_every_job_and_edge(client: TestClient, clean_db: st
     # The table lists the jobs with their parents; the counts link to a filter.
     assert f'<a href="/jobs/{ids[0]}">{ids[0]}</a>, <a href="/jobs/{ids[1]}">' in page.text
     assert f'href="/flows/{ids[0]}?status=blocked#jobs"' in page.text
-    assert "Layers 1–3 of 3." in page.text and "folded" not in page.text
+    assert "Layers 1 to 3 of 3." in page.text and "folded" not in page.text
     assert 'hx-trigger="every 5s"' in page.text  # unfinished: it refreshes itself
     blocked = client.get(f"/flows/{ids[0]}?status=blocked")
     rows = re.findall(r'<td class="n"><a href="/jobs/(\d+)">', blocked.text)
@@ -94,15 +94,15 @@ def test_a_long_chain_is_drawn_a_window_of_layers_at_a_time(
     ids = sql_flow(clean_db, [Step("t.step", "succeeded", (i - 1,) if i else ())
                               for i in range(70)])  # fmt: skip
     page = client.get(f"/flows/{ids[0]}")
-    assert "Layers 1–30 of 70 (at most 30 drawn at once)." in page.text
+    assert "Layers 1 to 30 of 70 (at most 30 drawn at once)." in page.text
     assert len(boxes(svg_of(page.text))) == 30
     later = re.search(r'href="([^"]+)">Later layers', page.text)
     assert later
     page = client.get(later.group(1).replace("&amp;", "&"))
-    assert "Layers 31–60 of 70" in page.text and "Earlier layers" in page.text
+    assert "Layers 31 to 60 of 70" in page.text and "Earlier layers" in page.text
     assert f"/jobs/{ids[30]}" in page.text and "1 above" in page.text
     last = client.get(f"/flows/{ids[0]}?layer=999")
-    assert "Layers 70–70 of 70" in last.text and 'hx-trigger' not in last.text  # finished
+    assert "Layers 70 to 70 of 70" in last.text and 'hx-trigger' not in last.text  # finished
 
 
 def test_the_job_page_shows_parents_children_and_why_a_blocked_job_waits(
@@ -119,7 +119,7 @@ def test_the_job_page_shows_parents_children_and_why_a_blocked_job_waits(
     for i in (*ids[:3], *ids[4:]):
         assert f'<a href="/jobs/{i}">#{i}</a>' in text
     svg = svg_of(text)
-    assert ("/jobs/%d" % ids[3], "node s-blocked current") in boxes(svg)
+    assert (f"/jobs/{ids[3]}", "node s-blocked current") in boxes(svg)
     cleanup = client.get(f"/jobs/{ids[5]}").text
     assert "even if one fails (on_parent_failure=&#39;run&#39;)" in cleanup
     assert "on a parent's failure: runs anyway" in cleanup
