@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 INTEREST = ("dead", "running", "failed", "cancelled", "queued", "blocked", "succeeded")
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: built 10,000 at a time, and frozen ones are built 5x slower
 class Node:
     """One job of the graph: its id, task, status and parents (declaration order)."""
 
@@ -91,11 +91,12 @@ class Geometry:
 def layers(nodes: Iterable[Node]) -> dict[int, int]:
     """Each job's layer: the longest path to it from a job without parents (Kahn's order)."""
     by_id = {n.id: n for n in nodes}
-    pending = {i: sum(1 for p in set(n.parents) if p in by_id) for i, n in by_id.items()}
+    pending = dict.fromkeys(by_id, 0)
     children: dict[int, list[int]] = {}
     for n in by_id.values():
-        for p in set(n.parents):
+        for p in set(n.parents) if len(n.parents) > 1 else n.parents:
             if p in by_id:
+                pending[n.id] += 1
                 children.setdefault(p, []).append(n.id)
     ready = [i for i, k in pending.items() if k == 0]
     layer = dict.fromkeys(ready, 0)

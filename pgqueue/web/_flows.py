@@ -126,7 +126,8 @@ async def flow(request: Request) -> Response:
                      read_limit=GRAPH_READ, per_layer=PER_LAYER, max_layers=MAX_LAYERS,
                      next_page=link(after=data["next"]) + "#jobs" if data["next"] else None,
                      first_page=link() + "#jobs" if after else None,
-                     sql=sql_of("graph_flow_counts", "graph_flow_jobs"))  # fmt: skip
+                     sql=sql_of("graph_flow_counts", "graph_flow_edges",
+                                "graph_flow_jobs"))  # fmt: skip
 
 
 async def flows(request: Request) -> Response:
