@@ -2,12 +2,15 @@
 
 from pgqueue._admin import Replayed, Retried
 from pgqueue._app import App
+from pgqueue._canvas import Chain, Chord, Group, chain, chord, group
 from pgqueue._context import JobContext, current_job
 from pgqueue._core import JobSpec, RetryPolicy
 from pgqueue._errors import (
     ConfigurationError,
     DatabaseUnavailable,
+    DependencyError,
     Discard,
+    FlowNotFound,
     JobCancelled,
     JobFailed,
     JobNotFound,
@@ -19,6 +22,7 @@ from pgqueue._errors import (
     ScheduleNotFound,
     WaitTimeout,
 )
+from pgqueue._flows import FlowHandle
 from pgqueue._graph import FlowGraph, FlowNode, FlowSummary, JobGraph
 from pgqueue._hooks import Attempt, Middleware
 from pgqueue._job import Job
@@ -31,12 +35,18 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "Attempt",
+    "Chain",
+    "Chord",
     "ConfigurationError",
     "DatabaseUnavailable",
+    "DependencyError",
     "Discard",
     "FlowGraph",
+    "FlowHandle",
     "FlowNode",
+    "FlowNotFound",
     "FlowSummary",
+    "Group",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -59,5 +69,8 @@ __all__ = [
     "Task",
     "TaskOptions",
     "WaitTimeout",
+    "chain",
+    "chord",
     "current_job",
+    "group",
 ]

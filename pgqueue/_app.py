@@ -7,15 +7,16 @@ registry), the worker and the maintenance loops take both, and ``Task`` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
-from pgqueue import _admin, _bulk, _client, _inspect, _queues, _schedules, _wait
+from pgqueue import _admin, _canvas, _enqueue, _flows, _inspect, _linked, _queues, _schedules, _wait
 from pgqueue._app_graph import GraphReads
-from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy, enqueue_one_params
+from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy
 from pgqueue._db import Database, DatabaseConfig
 from pgqueue._errors import ConfigurationError
 from pgqueue._job import Job
@@ -179,11 +180,15 @@ class App(GraphReads):
 
     def enqueue_one(self, spec: JobSpec, *, connection: Any = None) -> Job:
         """Insert one job (what ``task.enqueue`` does): one short statement."""
+        if spec.depends_on or spec.needs_result is not None:
+            return self.enqueue_many([spec], connection=connection)[0]
         if self.registry.hooks:  # middleware, or eager mode (pgqueue.testing)
             return self.registry.hooks.enqueue([spec], connection, self._insert)[0]
         return self._insert_one(spec, connection)
 
     async def enqueue_one_async(self, spec: JobSpec, *, connection: Any = None) -> Job:
+        if spec.depends_on or spec.needs_result is not None:
+            return (await self.enqueue_many_async([spec], connection=connection))[0]
         if self.registry.hooks:
             return (await self.registry.hooks.enqueue_async([spec], connection,
                                                             self._insert_async))[0]  # fmt: skip
@@ -193,9 +198,12 @@ class App(GraphReads):
         """Insert many jobs in one transaction (COPY for big batches); returns them in order.
 
         A job whose ``unique_key`` is held by an unfinished job is not inserted:
-        the existing job is returned in its place.
+        the existing job is returned in its place. A job may depend on an
+        earlier one of the batch (``options(depends_on=[spec])``).
         """
         specs = _check_specs(jobs)
+        if _linked.has_links(specs):
+            specs = _linked.link(specs)  # before middleware, which may copy specs
         if self.registry.hooks:
             return self.registry.hooks.enqueue(specs, connection, self._insert)
         return self._insert(specs, connection)
@@ -204,37 +212,51 @@ class App(GraphReads):
         self, jobs: Iterable[JobSpec], *, connection: Any = None
     ) -> list[Job]:
         specs = _check_specs(jobs)
+        if _linked.has_links(specs):
+            specs = _linked.link(specs)  # before middleware, which may copy specs
         if self.registry.hooks:
             return await self.registry.hooks.enqueue_async(specs, connection, self._insert_async)
         return await self._insert_async(specs, connection)
 
     def _insert_one(self, spec: JobSpec, connection: Any) -> Job:
-        params = enqueue_one_params(spec, self.registry.max_payload)  # bad values raise first
-        limited = self.database.limited_queues
-        with self.database.connection(connection) as conn:
-            row = _client.enqueue_one_sync(conn, spec, params, limited)
-        return Job.from_row(row, self)
+        return _enqueue.insert_one(self.database, self.registry, self, spec, connection)
 
     async def _insert_one_async(self, spec: JobSpec, connection: Any) -> Job:
-        params = enqueue_one_params(spec, self.registry.max_payload)
-        limited = self.database.limited_queues
-        async with self.database.connection_async(connection) as conn:
-            row = await _client.enqueue_one_async(conn, spec, params, limited)
-        return Job.from_row(row, self)
+        return await _enqueue.insert_one_async(self.database, self.registry, self, spec, connection)
 
-    def _insert(self, specs: list[JobSpec], connection: Any) -> list[Job]:
-        if len(specs) <= 1:
-            return [self._insert_one(s, connection) for s in specs]
-        batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)  # raises before I/O
-        with self.database.connection(connection) as conn:
-            return _client.enqueue_bulk_sync(conn, batch, self)
+    def _insert(self, specs: list[JobSpec], connection: Any, flow: bool = False) -> list[Job]:
+        return _enqueue.insert(self.database, self.registry, self, specs, connection, flow=flow)
 
-    async def _insert_async(self, specs: list[JobSpec], connection: Any) -> list[Job]:
-        if len(specs) <= 1:
-            return [await self._insert_one_async(s, connection) for s in specs]
-        batch = _bulk.prepare(specs, max_payload=self.registry.max_payload)
-        async with self.database.connection_async(connection) as conn:
-            return await _client.enqueue_bulk_async(conn, batch, self)
+    async def _insert_async(
+        self, specs: list[JobSpec], connection: Any, flow: bool = False
+    ) -> list[Job]:
+        return await _enqueue.insert_async(
+            self.database, self.registry, self, specs, connection, flow=flow
+        )
+
+    # -- flows (pgqueue.chain, group, chord) -----------------------------------
+
+    def enqueue_flow(self, flow: _canvas.Node, *, connection: Any = None) -> _flows.FlowHandle:
+        """Insert every job of ``flow`` in one transaction (``connection``'s, if given)."""
+        specs, tails = _canvas.flatten(flow)
+        insert = functools.partial(self._insert, flow=True)
+        jobs = self.registry.hooks.enqueue(_linked.link(specs), connection, insert)
+        return _flows.FlowHandle(jobs, [jobs[i].id for i in tails], self.database, self)
+
+    async def enqueue_flow_async(
+        self, flow: _canvas.Node, *, connection: Any = None
+    ) -> _flows.FlowHandle:
+        specs, tails = _canvas.flatten(flow)
+        insert = functools.partial(self._insert_async, flow=True)
+        jobs = await self.registry.hooks.enqueue_async(_linked.link(specs), connection, insert)
+        return _flows.FlowHandle(jobs, [jobs[i].id for i in tails], self.database, self)
+
+    def get_flow(self, flow_id: int) -> _flows.FlowHandle:
+        """The jobs of flow ``flow_id`` (``pgqueue.FlowNotFound`` if none)."""
+        return self.database.run(_flows.get_flow(self.database, self, flow_id))
+
+    async def get_flow_async(self, flow_id: int) -> _flows.FlowHandle:
+        return await self.database.run_async(_flows.get_flow(self.database, self, flow_id))
 
     # -- inspection ----------------------------------------------------------
 

@@ -26,7 +26,7 @@ class GraphReads:
     def flow_graph(self, flow_id: int, *, limit: int = _graph.FLOW_LIMIT, after: int = 0,
                    status: str | None = None) -> FlowGraph:  # fmt: skip
         """The flow's counts per status and up to ``limit`` of its jobs (id order) after
-        id ``after``, optionally of one ``status`` (``JobNotFound`` for an unknown flow)."""
+        id ``after``, optionally of one ``status`` (``FlowNotFound`` for an unknown flow)."""
         op = _graph.flow_graph(flow_id, limit=limit, after=after, status=status)
         return self.database.run(op, transaction=True)
 

@@ -6,6 +6,8 @@ report progress (a small JSON value, visible in ``pgqueue jobs show``, the API
 and ``pgqueue.jobs.progress``), and tells it whether cancellation was
 requested. Async tasks are cancelled for you; a sync task checks
 ``cancel_requested`` (or calls ``raise_if_cancelled()``) at points of its choosing.
+A job with parents (``depends_on``, a flow) reads their results in
+``parent_results``, by parent id (read with the claim: no query of its own).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class JobContext:
         max_attempts: int,
         token: str,
         meta: dict[str, Any] | None,
+        parent_results: dict[int, Any] | None = None,
     ) -> None:
         self._database = database
         self.id = id
@@ -47,6 +50,7 @@ class JobContext:
         self.attempt = attempt
         self.max_attempts = max_attempts
         self.meta = meta or {}
+        self.parent_results: dict[int, Any] = parent_results or {}
         self._token = token
         self._cancel = False
 

@@ -42,6 +42,20 @@ _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # (the default), of its queue, or every job enqueued with the 'global' scope.
 UNIQUE_SCOPES = ("task", "queue", "global")
 
+# What a dependent job does when a parent ends dead or cancelled, and how it
+# receives its parents' results (README, "Workflows").
+ON_PARENT_FAILURE = ("cancel", "run")
+PASS_RESULT = ("none", "previous", "list")
+
+
+@dataclass(frozen=True)
+class SpecRef:
+    """A parent that is an earlier job of the same batch, by its position in it."""
+
+    __module__ = "pgqueue"
+
+    index: int
+
 
 def check_status(status: str) -> str:
     """``status`` if it is a job status, else ``ValueError`` listing them."""
@@ -181,6 +195,16 @@ class JobSpec:
     unique_key: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     unique_scope: str = "task"
+    # Parents: ids of existing jobs, or earlier specs of the same batch (a JobSpec,
+    # or the SpecRef it becomes once the batch is linked).
+    depends_on: tuple[Any, ...] = ()
+    on_parent_failure: str = "cancel"
+    # None: as the canvas decides (a chain step gets the previous result), 'none'
+    # for a plain depends_on; else one of PASS_RESULT.
+    pass_result: str | None = None
+    # The task's signature wants one more leading argument than given (a step
+    # that receives its parent's result): the TypeError to raise if it does not.
+    needs_result: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.task, "task name", MAX_TASK_BYTES)
@@ -216,6 +240,8 @@ class JobSpec:
         if not all(isinstance(k, str) for k in self.kwargs):
             raise TypeError("keyword argument names must be strings")
         check_unique_scope(self.unique_scope)
+        if self.depends_on or self.on_parent_failure != "cancel" or self.pass_result is not None:
+            check_dependencies(self)
 
     def with_arguments(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> JobSpec:
         """A copy with these arguments, skipping validation (this one was checked).
@@ -234,10 +260,47 @@ class JobSpec:
         spec.unique_key = self.unique_key
         spec.meta = self.meta
         spec.unique_scope = self.unique_scope
+        spec.depends_on = self.depends_on
+        spec.on_parent_failure = self.on_parent_failure
+        spec.pass_result = self.pass_result
+        spec.needs_result = self.needs_result
+        return spec
+
+    def linked(self, depends_on: tuple[Any, ...], pass_result: str | None) -> JobSpec:
+        """A copy with these parents and result passing, skipping validation
+        (the parents were checked when the batch was linked)."""
+        spec = self.with_arguments(self.args, self.kwargs)
+        spec.depends_on = depends_on
+        spec.pass_result = pass_result
         return spec
 
 
 _new = object.__new__
+
+
+def check_dependencies(spec: JobSpec) -> None:
+    """``ValueError``/``TypeError`` for a bad ``depends_on``, ``on_parent_failure`` or
+    ``pass_result``, before any I/O."""
+    if not isinstance(spec.depends_on, tuple):
+        raise TypeError("depends_on must be a tuple of job ids, Jobs or job specs")
+    for parent in spec.depends_on:
+        if isinstance(parent, JobSpec | SpecRef):
+            continue
+        if not _is_int(parent):
+            kind = type(parent).__name__
+            raise TypeError(f"depends_on takes job ids, Jobs or job specs, not {kind}")
+        if parent <= 0:
+            raise ValueError("job ids are positive integers")
+    if spec.on_parent_failure not in ON_PARENT_FAILURE:
+        raise ValueError(
+            f"unknown on_parent_failure {spec.on_parent_failure!r}; one of: cancel, run"
+        )
+    if spec.pass_result is not None and spec.pass_result not in PASS_RESULT:
+        raise ValueError(
+            f"unknown pass_result {spec.pass_result!r}; one of: {', '.join(PASS_RESULT)}"
+        )
+    if spec.unique_key is not None and spec.depends_on:
+        raise ValueError("a job with depends_on cannot have a unique_key (not supported yet)")
 
 
 def encode_json(spec: JobSpec, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[str, str, str]:

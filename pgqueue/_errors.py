@@ -7,11 +7,14 @@ Exception hierarchy::
     ├── DatabaseUnavailable       cannot reach PostgreSQL (names host/port)
     ├── MigrationError            the schema cannot be migrated (unknown revision, ...)
     ├── JobNotFound               no job with that id (also a LookupError)
+    │   └── FlowNotFound          no flow with that id
     ├── JobFailed                 job.wait(): the job ended dead or cancelled
     ├── WaitTimeout               job.wait(): still unfinished (also a TimeoutError)
     ├── ScheduleError             invalid cron expression or time zone (also a ValueError)
     │   └── ScheduleNotFound      no schedule with that name (also a LookupError)
-    └── QueueFull                 enqueue beyond a queue's maximum depth
+    ├── QueueFull                 enqueue beyond a queue's maximum depth
+    └── DependencyError           a bad depends_on: a job that does not exist, a spec
+                                  not earlier in the batch (also a ValueError)
 
 Raised by task code to steer its own job (not errors of pgqueue)::
 
@@ -51,6 +54,12 @@ class JobNotFound(PgQueueError, LookupError):
     __module__ = "pgqueue"
 
 
+class FlowNotFound(JobNotFound):
+    """No job has that ``flow_id``."""
+
+    __module__ = "pgqueue"
+
+
 class JobFailed(PgQueueError):
     """The awaited job ended without a result."""
 
@@ -76,6 +85,12 @@ class ScheduleNotFound(ScheduleError, LookupError):
 
 
 class QueueFull(PgQueueError):
+    __module__ = "pgqueue"
+
+
+class DependencyError(PgQueueError, ValueError):
+    """A job cannot depend on what it was given (a missing job, a later spec)."""
+
     __module__ = "pgqueue"
 
 

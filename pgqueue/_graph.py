@@ -15,7 +15,7 @@ from typing import Any
 from pgqueue._core import FINISHED, check_status
 from pgqueue._dag import INTEREST
 from pgqueue._db import Operation, Statement
-from pgqueue._errors import JobNotFound
+from pgqueue._errors import FlowNotFound, JobNotFound
 from pgqueue._sql import query
 
 AROUND_LIMIT = 100  # parents and children shown around one job
@@ -165,13 +165,13 @@ def flow_graph(
     flow_id: int, *, limit: int = FLOW_LIMIT, after: int = 0, status: str | None = None
 ) -> Operation[FlowGraph]:
     """The flow ``flow_id``: its counts, and up to ``limit`` of its jobs after id ``after``
-    (optionally of one ``status``). Raises ``JobNotFound`` for a flow without jobs."""
+    (optionally of one ``status``). Raises ``FlowNotFound`` for a flow without jobs."""
     _limit(limit)
     if status is not None:
         check_status(status)
     rows = yield Statement(query("graph_flow_counts"), {"flow_id": flow_id})
     if not rows:
-        raise JobNotFound(f"no flow with id {flow_id}")
+        raise FlowNotFound(f"no flow with id {flow_id}")
     counts = _ordered({r[0]: int(r[1]) for r in rows})
     created = min(r[2] for r in rows)
     got = yield Statement(query("graph_flow_edges"), {"flow_id": flow_id, "after": after,

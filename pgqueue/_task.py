@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from pgqueue._core import JobSpec, RetryPolicy
+from pgqueue._job import Job
 
 if TYPE_CHECKING:
-    from pgqueue._job import Job
     from pgqueue._protocols import TaskOwner
 
 P = ParamSpec("P")
@@ -91,11 +91,19 @@ class Task(Generic[P, R]):
         max_attempts: int = _UNSET,
         meta: Mapping[str, Any] | None = None,
         unique_scope: str = _UNSET,
+        depends_on: Iterable[int | Job | JobSpec] = (),
+        on_parent_failure: str = "cancel",
+        pass_result: bool | str | None = None,
     ) -> TaskOptions[P, R]:
         """Options for the next enqueue: they override the task's declared ones.
 
         ``unique_scope``: where ``unique_key`` must be unique among unfinished
         jobs: ``"task"`` (the default), ``"queue"`` or ``"global"``.
+        ``depends_on``: the job waits (``blocked``) until these jobs (ids, ``Job``
+        values, or earlier specs of the same ``enqueue_many`` batch) have finished;
+        ``on_parent_failure``: ``"cancel"`` (default) or ``"run"`` when one ends
+        dead or cancelled; ``pass_result``: ``False``/``"none"`` (a chain step
+        that does not want the previous result), ``"previous"`` or ``"list"``.
         """
         cfg = self.config
         return TaskOptions(
@@ -110,6 +118,9 @@ class Task(Generic[P, R]):
                 max_attempts=cfg.max_attempts if max_attempts is _UNSET else max_attempts,
                 meta=dict(meta or {}),
                 unique_scope=cfg.unique_scope if unique_scope is _UNSET else unique_scope,
+                depends_on=_parents(depends_on),
+                on_parent_failure=on_parent_failure,
+                pass_result="none" if pass_result is False else pass_result,
             ),
         )
 
@@ -157,9 +168,24 @@ class TaskOptions(Generic[P, R]):
         self._template = JobSpec(task=task.name, **fields)
 
     def job(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
-        self.task._check_args(args, kwargs)
+        needs_result = None
+        try:
+            self.task._check_args(args, kwargs)
+        except TypeError as exc:
+            # A step that gets its parent's result as first argument (a chain's
+            # `parse.job()`) is complete with one more: enqueueing it outside such
+            # a place raises this error then (before any I/O).
+            if self._template.pass_result == "none":
+                raise
+            try:
+                self.task._check_args((None, *args), kwargs)
+            except TypeError:
+                raise exc from None
+            needs_result = str(exc)
         # The template was validated once; the copy skips re-validation.
-        return self._template.with_arguments(args, kwargs)
+        spec = self._template.with_arguments(args, kwargs)
+        spec.needs_result = needs_result
+        return spec
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         spec = self.job(*args, **kwargs)
@@ -168,6 +194,12 @@ class TaskOptions(Generic[P, R]):
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         spec = self.job(*args, **kwargs)
         return await self.task.app.enqueue_one_async(spec, connection=self.connection)
+
+
+def _parents(parents: Iterable[int | Job | JobSpec]) -> tuple[int | JobSpec, ...]:
+    if isinstance(parents, int | Job | JobSpec):
+        parents = [parents]
+    return tuple(p.id if isinstance(p, Job) else p for p in parents)
 
 
 def _arg_checker(

@@ -87,11 +87,11 @@ def test_a_finished_flow_has_a_finish_time(app: pgqueue.App, clean_db: str) -> N
 
 def test_unknown_flows_and_jobs_and_bad_arguments(app: pgqueue.App, clean_db: str) -> None:
     ids = diamond(clean_db)
-    with pytest.raises(pgqueue.JobNotFound, match="no flow with id 999"):
+    with pytest.raises(pgqueue.FlowNotFound, match="no flow with id 999"):
         app.flow_graph(999)
     with pytest.raises(pgqueue.JobNotFound, match="no job with id 999"):
         app.job_graph(999)
-    with pytest.raises(pgqueue.JobNotFound):
+    with pytest.raises(pgqueue.FlowNotFound):
         app.flow_graph(ids[1])  # a job of the flow, not its id
     with pytest.raises(ValueError, match="unknown status"):
         app.flow_graph(ids[0], status="lost")

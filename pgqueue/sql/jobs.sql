@@ -167,3 +167,69 @@ SELECT id, status FROM pgqueue.jobs WHERE id = ANY(%(ids)s::bigint[])
 id, queue, task, args, kwargs, priority, status, run_at, attempts, max_attempts,
 leased_until, worker_id, unique_key, created_at, started_at, finished_at,
 last_error, errors, result, progress, cancel_requested, meta, flow_id, parent_ids
+
+-- name: enqueue_linked_prelude
+-- `enqueue_prelude` for a batch with dependencies: also locks the existing parents
+-- (setting has_dependents) until the commit and returns their state, read after
+-- the lock: a parent finishing concurrently is seen finished, or finishes after
+-- this transaction commits and then releases the new children itself.
+WITH input AS (
+    SELECT * FROM unnest(%(queues)s::text[], %(counts)s::int[], %(due)s::bool[],
+                         %(earliest)s::timestamptz[]) AS i(queue, n, due, earliest)
+), full_queues AS (
+    SELECT d.queue_name AS name
+    FROM pgqueue.lock_depth(CASE WHEN %(force)s::bool THEN ARRAY[]::text[]
+                                 ELSE %(queues)s::text[] END) AS d
+    JOIN input ON input.queue = d.queue_name
+    WHERE input.n + d.waiting > d.depth_limit
+), parents AS (
+    UPDATE pgqueue.jobs AS j
+    SET has_dependents = true
+    WHERE j.id = ANY(%(parents)s::bigint[]) AND NOT EXISTS (SELECT 1 FROM full_queues)
+    RETURNING j.id, j.status, j.task
+), wake AS (
+    SELECT pg_notify('pgqueue_jobs', queue)
+    FROM input
+    WHERE (due OR earliest <= now()) AND NOT EXISTS (SELECT 1 FROM full_queues)
+)
+SELECT now(),
+       (SELECT array_agg(name ORDER BY name) FROM full_queues),
+       CASE WHEN NOT EXISTS (SELECT 1 FROM full_queues) THEN
+           ARRAY(SELECT nextval('pgqueue.jobs_id_seq') FROM generate_series(1, %(n)s))
+       END,
+       (SELECT count(*) FROM wake),
+       (SELECT array_agg(id ORDER BY id) FROM parents),
+       (SELECT array_agg(status ORDER BY id) FROM parents),
+       (SELECT array_agg(task ORDER BY id) FROM parents)
+
+-- name: enqueue_copy_linked
+-- The rows of a batch with dependencies, after `enqueue_linked_prelude`.
+COPY pgqueue.jobs (id, queue, task, args, kwargs, priority, run_at, max_attempts, meta,
+                   status, flow_id, parent_ids, pending_parents, on_parent_failure,
+                   pass_result, has_dependents, finished_at, last_error, errors)
+FROM STDIN
+
+-- name: enqueue_copy_edges
+-- The dependency edges of a batch, after its rows.
+COPY pgqueue.job_dependencies (parent_id, child_id) FROM STDIN
+
+-- name: flow_jobs
+-- Every job of a flow, in enqueue order (parents before their children).
+SELECT {job_columns} FROM pgqueue.jobs WHERE flow_id = %(flow_id)s ORDER BY id
+
+-- name: flow_counts
+-- How many jobs of a flow are in each status.
+SELECT status, count(*) FROM pgqueue.jobs WHERE flow_id = %(flow_id)s GROUP BY status
+
+-- name: flow_unfinished
+-- The unfinished jobs of a flow (what cancelling it cancels).
+SELECT id FROM pgqueue.jobs
+WHERE flow_id = %(flow_id)s AND status NOT IN ('succeeded', 'dead', 'cancelled')
+ORDER BY id
+
+-- name: flow_root_failure
+-- The first job of a flow that ended dead, else the first cancelled: what failed it.
+SELECT {job_columns} FROM pgqueue.jobs
+WHERE flow_id = %(flow_id)s AND status IN ('dead', 'cancelled')
+ORDER BY status = 'dead' DESC, id
+LIMIT 1

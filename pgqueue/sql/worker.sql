@@ -240,8 +240,16 @@ SET status = 'running',
 WHERE jobs.id = ANY(ARRAY(SELECT id FROM candidates))
 -- JSON as text: the worker decodes it itself, skipping the decoder for empty ones.
 -- priority and run_at: the worker's claim bounds (see claim_after).
+-- pass_result is NULL for a job without parents; for one with parents, the parents'
+-- [id, result] pairs in parent_ids order come along (the CASE skips the subquery
+-- for every other job, so their claim reads nothing more).
 RETURNING jobs.id, jobs.queue, jobs.task, jobs.args::text, jobs.kwargs::text, jobs.attempts,
-          jobs.max_attempts, jobs.meta::text, jobs.priority, jobs.run_at
+          jobs.max_attempts, jobs.meta::text, jobs.pass_result,
+          CASE WHEN jobs.pass_result IS NOT NULL THEN (
+              SELECT json_agg(json_build_array(u.id, p.result) ORDER BY u.ord)::text
+              FROM unnest(jobs.parent_ids) WITH ORDINALITY AS u(id, ord)
+              LEFT JOIN pgqueue.jobs AS p ON p.id = u.id) END,
+          jobs.priority, jobs.run_at
 
 -- name: leases_gone
 -- Of these held jobs, those whose lease token changed (rescued, claimed again) or that vanished.

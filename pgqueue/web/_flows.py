@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from pgqueue._dag import Box, Node, layout
 from pgqueue._db import Operation, Statement
+from pgqueue._errors import FlowNotFound
 from pgqueue._graph import FlowGraph, FlowNode, JobGraph, flow_graph, list_flows
 from pgqueue._sql import query
 from pgqueue.web._data import PAGE, STATUSES
@@ -47,7 +48,7 @@ def flow_data(flow_id: int, after: int, status: str | None) -> Operation[dict[st
     """The flow's counts and graph nodes, and one page of its jobs (None: no such flow)."""
     try:
         graph: FlowGraph = yield from flow_graph(flow_id, limit=GRAPH_READ)
-    except LookupError:
+    except FlowNotFound:
         return None
     rows = yield Statement(query("graph_flow_jobs"), {"flow_id": flow_id, "after": after,
                                                       "status": status, "limit": PAGE})  # fmt: skip

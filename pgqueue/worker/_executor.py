@@ -167,6 +167,7 @@ class Executor:
         ctx = _context.JobContext(
             self._database, id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
             max_attempts=job.max_attempts, token=job.token, meta=job.meta,
+            parent_results=job.parent_results,
         )  # fmt: skip
         self.contexts[job.id] = ctx
         return ctx
