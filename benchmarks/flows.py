@@ -126,7 +126,7 @@ def _idle_worker(dsn: str) -> None:
 
 
 def _quantiles(ms: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(ms, n=100) if len(ms) > 1 else [ms[0]] * 99
+    q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else [ms[0]] * 99
     return {"p50_ms": round(q[49], 2), "p95_ms": round(q[94], 2), "p99_ms": round(q[98], 2),
             "max_ms": round(max(ms), 2), "mean_ms": round(statistics.fmean(ms), 2)}  # fmt: skip
 
