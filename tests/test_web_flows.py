@@ -162,3 +162,29 @@ def test_task_names_are_escaped_in_the_svg() -> None:
     ET.fromstring(svg)
     assert short_task("myapp.tasks.fetch") == "fetch"
     assert short_task("x" * 40, 10) == "x" * 9 + "…"
+
+
+def test_cancel_a_flow_from_its_page(client: TestClient, clean_db: str) -> None:
+    from test_web import token
+
+    ids = diamond(clean_db)
+    csrf = token(client, f"/flows/{ids[0]}")
+    page = client.post("/actions/flows", data={"csrf": csrf, "flow": str(ids[0]),
+                                               "action": "cancel", "next": f"/flows/{ids[0]}"})  # fmt: skip
+    assert page.status_code == 200  # followed the redirect back to the flow
+    assert "cancelled 4 job(s), asked workers to stop 1 running job(s)" in page.text
+    statuses = dict(pgqueue.App(clean_db).flow_graph(ids[0]).counts)
+    assert statuses == {"running": 1, "cancelled": 4, "succeeded": 1}
+    assert "Cancel the flow" in page.text  # the running one has not stopped yet
+    unknown = client.post("/actions/flows", data={"csrf": csrf, "flow": "999", "action": "cancel"})
+    assert "error: no flow with id 999" in unknown.text
+
+
+def test_a_read_only_dashboard_offers_no_flow_action(clean_db: str) -> None:
+    ids = diamond(clean_db)
+    app = pgqueue.App(clean_db)
+    with TestClient(asgi_app(app, read_only=True)) as c:
+        assert "Cancel the flow" not in c.get(f"/flows/{ids[0]}").text
+        assert c.post("/actions/flows", data={"flow": str(ids[0]),
+                                              "action": "cancel"}).status_code == 403  # fmt: skip
+    app.close()

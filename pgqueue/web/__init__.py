@@ -50,6 +50,7 @@ def asgi_app(app: App, auth: Auth | None = None, read_only: bool = False) -> Sta
         Route("/workers", _pages.workers),
         Route("/dead", _pages.dead),
         Route("/actions/jobs", post(_actions.jobs_action, "/jobs"), methods=["POST"]),
+        Route("/actions/flows", post(_actions.flow_action, "/flows"), methods=["POST"]),
         Route("/actions/queues", post(_actions.queue_action, "/queues"), methods=["POST"]),
         Route("/actions/schedules", post(_actions.schedule_action, "/schedules"),
               methods=["POST"]),
