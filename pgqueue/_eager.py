@@ -4,6 +4,11 @@ What ``pgqueue.testing.eager`` and ``run_job`` share: the arguments go
 through JSON as they would through the database, the task runs inside a job
 context (``current_job()``) and the app's execute middleware, and the result
 must be JSON, as for the worker.
+
+Dependencies run in order too: a batch (or flow) runs job by job in batch
+order, which puts parents first; a job whose parent did not succeed is
+cancelled (``ParentFailed``) unless it declared ``on_parent_failure="run"``,
+and a job receives its parents' results as the worker would pass them.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from pgqueue._core import (
     DEFAULT_MAX_PAYLOAD,
     FINISHED,
     JobSpec,
+    SpecRef,
     dumps,
     enqueue_one_params,
     format_error,
 )
-from pgqueue._errors import JobFailed, JobNotFound
+from pgqueue._errors import DependencyError, JobFailed, JobNotFound
 from pgqueue._hooks import Attempt, Hooks
 from pgqueue._job import Job
 
@@ -141,16 +147,45 @@ class EagerRunner:
     # -- the Hooks.inline interface ------------------------------------------------------
 
     def run(self, specs: list[JobSpec], connection: Any) -> list[Job]:
-        return [self._one(s, connection) for s in specs]
+        done: list[Job] = []
+        for s in specs:
+            done.append(self._one(s, connection, done))
+        return done
 
     async def run_async(self, specs: list[JobSpec], connection: Any) -> list[Job]:
-        return [await self._one_async(s, connection) for s in specs]
+        done: list[Job] = []
+        for s in specs:
+            done.append(await self._one_async(s, connection, done))
+        return done
 
-    def _start(self, spec: JobSpec) -> tuple[Task[Any, Any], EagerContext, Attempt] | Job:
+    def _parents(self, spec: JobSpec, batch: list[Job]) -> list[Job]:
+        try:
+            return [batch[p.index] if isinstance(p, SpecRef) else self.get_job(p)
+                    for p in spec.depends_on]  # fmt: skip
+        except JobNotFound:
+            raise DependencyError(f"job of {spec.task} depends on a job that did not run") from None
+
+    def _start(
+        self, spec: JobSpec, batch: list[Job]
+    ) -> tuple[Task[Any, Any], EagerContext, Attempt] | Job:
         args, kwargs, meta = decoded(spec, self.registry.max_payload)  # raises as enqueue does
+        parents = self._parents(spec, batch)
         job_id = next(self._ids)
         ctx = EagerContext(self.database, id=job_id, task=spec.task, queue=spec.queue, attempt=1,
-                           max_attempts=spec.max_attempts, token="eager", meta=meta)  # fmt: skip
+                           max_attempts=spec.max_attempts, token="eager", meta=meta,
+                           parent_results={p.id: p.result for p in parents})  # fmt: skip
+        failed = next((p for p in parents if p.status != "succeeded"), None)
+        if failed is not None and spec.on_parent_failure == "cancel":
+            reason = f"ParentFailed: parent job {failed.id} ({failed.task}) ended {failed.status}"
+            job = self._record(spec, Attempt(ctx, args, kwargs), None, None, "cancelled")
+            job.attempts, job.started_at, job.last_error = 0, None, reason
+            job.errors = [{"attempt": 0, "type": "pgqueue.ParentFailed", "parent": failed.id,
+                           "error": reason}]  # fmt: skip
+            return job
+        if spec.pass_result == "previous" and parents:
+            args = (parents[-1].result, *args)
+        elif spec.pass_result == "list":
+            args = ([p.result for p in parents], *args)
         task = self.registry.get(spec.task)
         if task is None or task.fn is None:
             # As a worker would: the job is dead, with a message naming the task.
@@ -161,8 +196,8 @@ class EagerRunner:
             return job
         return task, ctx, Attempt(ctx, args, kwargs)
 
-    def _one(self, spec: JobSpec, connection: Any) -> Job:
-        started = self._start(spec)
+    def _one(self, spec: JobSpec, connection: Any, batch: list[Job]) -> Job:
+        started = self._start(spec, batch)
         if isinstance(started, Job):
             return started
         task, ctx, attempt = started
@@ -183,8 +218,8 @@ class EagerRunner:
         finally:
             _context.leave(token)
 
-    async def _one_async(self, spec: JobSpec, connection: Any) -> Job:
-        started = self._start(spec)
+    async def _one_async(self, spec: JobSpec, connection: Any, batch: list[Job]) -> Job:
+        started = self._start(spec, batch)
         if isinstance(started, Job):
             return started
         task, ctx, attempt = started

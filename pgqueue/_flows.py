@@ -88,6 +88,8 @@ class FlowHandle:
         """Block until the flow's tails finish; return their result (a list when
         there are several). ``JobFailed`` names the first job of the flow that
         ended dead (else cancelled), if any did; ``WaitTimeout`` after ``timeout``."""
+        if all(j.finished for j in self.jobs):  # known already (eager mode: ran inline)
+            return settled(self.jobs, self.tails)
         deadline = None if timeout is None else time.monotonic() + timeout
         left = set(self.tails)
         with self._database.connect() as conn:
@@ -103,6 +105,8 @@ class FlowHandle:
                         break
 
     async def wait_async(self, timeout: float | None = None) -> Any:
+        if all(j.finished for j in self.jobs):
+            return settled(self.jobs, self.tails)
         deadline = None if timeout is None else time.monotonic() + timeout
         left = set(self.tails)
         async with await self._database.connect_async() as aconn:
@@ -175,6 +179,16 @@ def outcome(owner: JobOwner, flow_id: int, tails: Sequence[int]) -> Operation[An
     if failed:
         raise JobFailed(Job.from_row(failed[0], owner))
     rows = yield Statement(query("flow_jobs"), {"flow_id": flow_id})
-    by_id = {r[0]: Job.from_row(r, owner) for r in rows}
+    return settled([Job.from_row(r, owner) for r in rows], tails)
+
+
+def settled(jobs: Sequence[Job], tails: Sequence[int]) -> Any:
+    """The outcome of finished ``jobs``: JobFailed for the first dead one (else
+    the first cancelled), or the tails' result (a list when there are several)."""
+    for bad in ("dead", "cancelled"):
+        failed = next((j for j in jobs if j.status == bad), None)
+        if failed is not None:
+            raise JobFailed(failed)
+    by_id = {j.id: j for j in jobs}
     results = [by_id[i].result for i in tails if i in by_id]
     return results[0] if len(results) == 1 else results

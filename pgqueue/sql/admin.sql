@@ -122,20 +122,28 @@ GROUP BY queue
 ORDER BY queue
 
 -- name: purge
--- Delete one batch of jobs matching explicit filters (never running ones).
+-- Delete one batch of jobs matching explicit filters (never running ones, nor a
+-- parent whose dependents are unfinished); a deleted parent's edges go with it.
 WITH victims AS (
-    SELECT id
-    FROM pgqueue.jobs
-    WHERE status <> 'running'
-      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-      AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-      AND (%(task)s::text IS NULL OR task = %(task)s)
+    SELECT j.id
+    FROM pgqueue.jobs AS j
+    WHERE j.status <> 'running'
+      AND (%(statuses)s::text[] IS NULL OR j.status = ANY(%(statuses)s::text[]))
+      AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)
+      AND (%(task)s::text IS NULL OR j.task = %(task)s)
       AND (%(older_than)s::float8 IS NULL
-           OR created_at <= now() - make_interval(secs => %(older_than)s))
+           OR j.created_at <= now() - make_interval(secs => %(older_than)s))
+      AND NOT {awaited_parent}
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM pgqueue.jobs AS j
+    USING victims
+    WHERE j.id = victims.id AND j.status <> 'running'
+    RETURNING j.id, j.has_dependents
+), edges AS (
+    DELETE FROM pgqueue.job_dependencies AS d
+    USING gone
+    WHERE gone.has_dependents AND d.parent_id = gone.id
 )
-DELETE FROM pgqueue.jobs AS j
-USING victims
-WHERE j.id = victims.id AND j.status <> 'running'
-RETURNING j.id
+SELECT id FROM gone
