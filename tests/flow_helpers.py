@@ -56,6 +56,15 @@ def sql_flow(dsn: str, steps: Sequence[Step]) -> list[int]:
     return ids
 
 
+def diamond(dsn: str) -> list[int]:
+    """fetch x3 (succeeded, running, queued) -> merge (blocked) -> store, cleanup ('run')."""
+    return sql_flow(dsn, [
+        Step("app.fetch", "succeeded"), Step("app.fetch", "running"), Step("app.fetch", "queued"),
+        Step("app.merge", "blocked", (0, 1, 2)), Step("app.store", "blocked", (3,)),
+        Step("app.cleanup", "blocked", (3,), on_parent_failure="run"),
+    ])  # fmt: skip
+
+
 def big_chord(dsn: str, width: int) -> list[int]:
     """A chord of ``width`` succeeded jobs and a queued callback, inserted set-wise."""
     with psycopg.connect(dsn) as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from flow_helpers import Step, big_chord, sql_flow
+from flow_helpers import Step, big_chord, diamond, sql_flow
 
 import pgqueue
 
@@ -14,14 +14,6 @@ import pgqueue
 def app(clean_db: str) -> pgqueue.App:
     return pgqueue.App(clean_db)
 
-
-def diamond(dsn: str) -> list[int]:
-    """fetch x3 (succeeded, running, queued) -> merge (blocked) -> store, cleanup ('run')."""
-    return sql_flow(dsn, [
-        Step("app.fetch", "succeeded"), Step("app.fetch", "running"), Step("app.fetch", "queued"),
-        Step("app.merge", "blocked", (0, 1, 2)), Step("app.store", "blocked", (3,)),
-        Step("app.cleanup", "blocked", (3,), on_parent_failure="run"),
-    ])  # fmt: skip
 
 
 def test_the_graph_around_a_job_names_parents_children_and_counts(

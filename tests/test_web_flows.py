@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
-from flow_helpers import Step, big_chord, sql_flow
+from flow_helpers import Step, big_chord, diamond, sql_flow
 from starlette.testclient import TestClient
 
 import pgqueue
@@ -26,13 +26,6 @@ def client(clean_db: str) -> Iterator[TestClient]:
         yield c
     app.close()
 
-
-def diamond(dsn: str) -> list[int]:
-    return sql_flow(dsn, [
-        Step("app.fetch", "succeeded"), Step("app.fetch", "running"), Step("app.fetch", "queued"),
-        Step("app.merge", "blocked", (0, 1, 2)), Step("app.store", "blocked", (3,)),
-        Step("app.cleanup", "blocked", (3,), on_parent_failure="run"),
-    ])  # fmt: skip
 
 
 def svg_of(html: str) -> ET.Element:
@@ -169,8 +162,8 @@ def test_cancel_a_flow_from_its_page(client: TestClient, clean_db: str) -> None:
 
     ids = diamond(clean_db)
     csrf = token(client, f"/flows/{ids[0]}")
-    page = client.post("/actions/flows", data={"csrf": csrf, "flow": str(ids[0]),
-                                               "action": "cancel", "next": f"/flows/{ids[0]}"})  # fmt: skip
+    form = {"csrf": csrf, "flow": str(ids[0]), "action": "cancel", "next": f"/flows/{ids[0]}"}
+    page = client.post("/actions/flows", data=form)
     assert page.status_code == 200  # followed the redirect back to the flow
     assert "cancelled 4 job(s), asked workers to stop 1 running job(s)" in page.text
     statuses = dict(pgqueue.App(clean_db).flow_graph(ids[0]).counts)

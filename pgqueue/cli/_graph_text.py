@@ -29,12 +29,19 @@ def _ids(ids: Iterable[int], total: int) -> str:
     return ", ".join(map(str, shown)) + (f" (+{more:,} more)" if more > 0 else "")
 
 
-def _tree(nodes: list[FlowNode], more: str | None) -> Iterator[str]:
+def _side(label: str, nodes: list[FlowNode], counts: dict[str, int]) -> Iterator[str]:
+    """``parents: 11 (1 running, 10 succeeded)`` and the tree of those listed."""
+    total = sum(counts.values())
+    if not total:
+        yield f"  {label}: none"
+        return
+    yield f"  {label}: {total:,} ({counts_text(counts)})"
+    rest = total - len(nodes)
     for i, n in enumerate(nodes):
-        last = i == len(nodes) - 1 and more is None
+        last = i == len(nodes) - 1 and rest <= 0
         yield f"    {'`--' if last else '|--'} {_node(n)}"
-    if more is not None:
-        yield f"    `-- {more}"
+    if rest > 0:
+        yield f"    `-- ... {rest:,} more"
 
 
 def job_graph_lines(graph: JobGraph) -> list[str]:
@@ -44,29 +51,16 @@ def job_graph_lines(graph: JobGraph) -> list[str]:
         return []
     title = "graph" if job.flow_id is None else (
         f"graph (flow {job.flow_id}; the whole flow: pgqueue flows show {job.flow_id})")
-    lines = [title]
-    total = graph.parent_total
-    if total:
-        lines.append(f"  parents: {total:,} ({counts_text(graph.parent_counts)})")
-        rest = total - len(graph.parents)
-        lines.extend(_tree(graph.parents, f"... {rest:,} more" if rest > 0 else None))
-    else:
-        lines.append("  parents: none")
+    lines = [title, *_side("parents", graph.parents, graph.parent_counts)]
     mark = f"  * {_node(job)}"
     if job.status == "blocked":
         waiting = job.pending_parents
         shown = graph.waiting_on
-        mark += (f": waiting on {waiting:,} of {total:,} parent(s): "
+        mark += (f": waiting on {waiting:,} of {graph.parent_total:,} parent(s): "
                  + ", ".join(f"{p.id} ({p.status})" for p in shown[:PARENT_IDS_SHOWN])
                  + (" ..." if waiting > min(len(shown), PARENT_IDS_SHOWN) else ""))  # fmt: skip
     lines.append(mark)
-    children = graph.child_total
-    if children:
-        lines.append(f"  children: {children:,} ({counts_text(graph.child_counts)})")
-        rest = children - len(graph.children)
-        lines.extend(_tree(graph.children, f"... {rest:,} more" if rest > 0 else None))
-    else:
-        lines.append("  children: none")
+    lines.extend(_side("children", graph.children, graph.child_counts))
     return lines
 
 

@@ -57,10 +57,9 @@ FROM pgqueue.jobs AS j
 WHERE j.flow_id = %(flow_id)s
 GROUP BY j.status
 
--- name: graph_flow_jobs
--- The flow's jobs in id order (declaration order: parents first), after the
--- keyset cursor %(after)s, optionally of one status, at most %(limit)s (+1).
-SELECT {graph_node_columns}
+-- name: graph_flow_page
+-- The jobs of a flow in id order (declaration order: parents first), after the
+-- keyset cursor %(after)s, optionally of one status, at most %(limit)s (+1): a fragment.
 FROM pgqueue.jobs AS j
 WHERE j.flow_id = %(flow_id)s
   AND j.id > %(after)s
@@ -68,15 +67,15 @@ WHERE j.flow_id = %(flow_id)s
 ORDER BY j.id
 LIMIT %(limit)s + 1
 
+-- name: graph_flow_jobs
+-- A page of a flow's jobs (graph_flow_page) with their times, attempts and last error.
+SELECT {graph_node_columns}
+{graph_flow_page}
+
 -- name: graph_flow_edges
--- As graph_flow_jobs, with only the columns the graph is drawn from.
+-- A page of a flow's jobs (graph_flow_page), only the columns its graph is drawn from.
 SELECT {graph_edge_columns}
-FROM pgqueue.jobs AS j
-WHERE j.flow_id = %(flow_id)s
-  AND j.id > %(after)s
-  AND (%(status)s::text IS NULL OR j.status = %(status)s)
-ORDER BY j.id
-LIMIT %(limit)s + 1
+{graph_flow_page}
 
 -- name: graph_flows
 -- The newest %(limit)s flows below the cursor %(before)s, with their jobs per
