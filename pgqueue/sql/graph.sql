@@ -19,18 +19,24 @@ WHERE j.id = %(id)s
 -- name: graph_parents
 -- %(limit)s of a job's parents, those it still waits for first (then the failed,
 -- then the succeeded; each in declaration order), and how many of all its
--- parents are in each status (a chord's callback can have thousands).
-(SELECT {graph_node_columns}, NULL::bigint AS n, NULL::text AS count_status
- FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
- JOIN pgqueue.jobs AS j ON j.id = u.id
- ORDER BY j.status = 'succeeded', j.status IN ('dead', 'cancelled'), u.ord
- LIMIT %(limit)s)
+-- parents are in each status (a chord's callback can have thousands): one pass
+-- over the parents reads only their status, then the few listed are read whole.
+WITH parents AS MATERIALIZED (
+    SELECT u.id, u.ord, p.status
+    FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
+    JOIN pgqueue.jobs AS p ON p.id = u.id
+), listed AS (
+    SELECT id FROM parents
+    ORDER BY status = 'succeeded', status IN ('dead', 'cancelled'), ord
+    LIMIT %(limit)s
+)
+SELECT {graph_node_columns}, NULL::bigint AS n, NULL::text AS count_status
+FROM listed JOIN pgqueue.jobs AS j ON j.id = listed.id
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       count(*), p.status
-FROM pgqueue.jobs AS p
-WHERE p.id = ANY(%(ids)s::bigint[])
-GROUP BY p.status
+       count(*), status
+FROM parents
+GROUP BY status
 
 -- name: graph_children
 -- The first %(limit)s jobs that depend on this job (by the edge table's primary
