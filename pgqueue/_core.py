@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 STATUSES = ("queued", "blocked", "running", "succeeded", "failed", "dead", "cancelled")
 FINISHED = frozenset({"succeeded", "dead", "cancelled"})
@@ -48,13 +48,11 @@ ON_PARENT_FAILURE = ("cancel", "run")
 PASS_RESULT = ("none", "previous", "list")
 
 
-@dataclass(frozen=True)
-class SpecRef:
-    """A parent that is an earlier job of the same batch, by its position in it."""
+class SpecRef(NamedTuple):
+    """A parent that is an earlier job of the same batch, by its position in it.
+    (A tuple: a chord's callback has one per job of its header.)"""
 
-    __module__ = "pgqueue"
-
-    index: int
+    pos: int
 
 
 def check_status(status: str) -> str:

@@ -160,7 +160,7 @@ class EagerRunner:
 
     def _parents(self, spec: JobSpec, batch: list[Job]) -> list[Job]:
         try:
-            return [batch[p.index] if isinstance(p, SpecRef) else self.get_job(p)
+            return [batch[p.pos] if isinstance(p, SpecRef) else self.get_job(p)
                     for p in spec.depends_on]  # fmt: skip
         except JobNotFound:
             raise DependencyError(f"job of {spec.task} depends on a job that did not run") from None

@@ -21,7 +21,7 @@ name both ends. So:
    ``pending_parents`` while some parent is unfinished; ``queued`` when all
    succeeded; for a parent already dead or cancelled, ``cancelled`` (naming it)
    or, for ``on_parent_failure="run"``, as if it had finished.
-4. COPY the rows, then COPY the edges.
+4. COPY the rows, then insert the edges (one statement).
 
 Unique keys are not supported in such a batch yet (COPY cannot skip a row whose
 key is held, and a child would not know which job to wait for).
@@ -94,6 +94,7 @@ def link(specs: Sequence[JobSpec]) -> list[JobSpec]:
 
 def _resolve(spec: JobSpec, index: int, positions: dict[int, int]) -> tuple[Any, ...]:
     out: list[Any] = []
+    seen: set[Any] = set()  # a chord's callback has as many parents as its header has jobs
     for parent in spec.depends_on:
         if isinstance(parent, JobSpec):
             pos = positions.get(id(parent))
@@ -108,9 +109,10 @@ def _resolve(spec: JobSpec, index: int, positions: dict[int, int]) -> tuple[Any,
                     " appears twice in the batch"
                 )
             parent = SpecRef(pos)
-        elif isinstance(parent, SpecRef) and not 0 <= parent.index < index:
+        elif isinstance(parent, SpecRef) and not 0 <= parent.pos < index:
             raise DependencyError(f"job of {spec.task}: {parent} is not earlier in the batch")
-        if parent not in out:
+        if parent not in seen:
+            seen.add(parent)
             out.append(parent)
     return tuple(out)
 
@@ -185,7 +187,7 @@ def plan(
     for s in specs:
         for p in s.depends_on:
             if isinstance(p, SpecRef):
-                has_dependents[p.index] = True
+                has_dependents[p.pos] = True
     flow_id = ids[0] if batch.flow and ids else None
     states: list[str] = []
     rows: list[Row] = []
@@ -200,7 +202,7 @@ def plan(
             parent_ids = []
             for p in s.depends_on:
                 if isinstance(p, SpecRef):
-                    pid, state, task = ids[p.index], states[p.index], specs[p.index].task
+                    pid, state, task = ids[p.pos], states[p.pos], specs[p.pos].task
                 else:
                     pid, (state, task) = p, found[p]
                 parent_ids.append(pid)
@@ -224,7 +226,8 @@ def plan(
         mode = None if parent_ids is None else s.pass_result
         rows.append((
             job_id, s.queue, s.task, a, k, s.priority, due, s.max_attempts, m, status, flow_id,
-            parent_ids, pending, policy, mode, has_dependents[i], finished, error,
+            None if parent_ids is None else _array(parent_ids), pending, policy, mode,
+            has_dependents[i], finished, error,
             dumps(errors, "errors") if errors else "[]",
         ))  # fmt: skip
         jobs.append(Job.from_row((
@@ -233,6 +236,15 @@ def plan(
             False, dict(s.meta), flow_id, parent_ids,
         ), owner))  # fmt: skip
     return rows, edges, jobs
+
+
+def _array(ids: Sequence[int]) -> str:
+    """A bigint[] as COPY text: psycopg would dump a list element by element."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
+def edge_params(edges: Sequence[tuple[int, int]]) -> dict[str, str]:
+    return {"parents": _array([e[0] for e in edges]), "children": _array([e[1] for e in edges])}
 
 
 def _prelude(row: Row | None) -> tuple[list[int], datetime, dict[int, tuple[str, str]]]:
@@ -258,9 +270,7 @@ def enqueue_linked_sync(
             for row in rows:
                 cp.write_row(row)
         if edges:
-            with cur.copy(query("enqueue_copy_edges"), writer=QueuedLibpqWriter(cur)) as cp:
-                for edge in edges:
-                    cp.write_row(edge)
+            cur.execute(query("enqueue_edges"), edge_params(edges), prepare=False)
     return jobs
 
 
@@ -276,7 +286,5 @@ async def enqueue_linked_async(
             for row in rows:
                 await cp.write_row(row)
         if edges:
-            async with cur.copy(query("enqueue_copy_edges")) as cp:
-                for edge in edges:
-                    await cp.write_row(edge)
+            await cur.execute(query("enqueue_edges"), edge_params(edges), prepare=False)
     return jobs

@@ -20,16 +20,20 @@
   on ``parent_ids``: a GIN index would be rewritten with the whole array on
   every non-HOT update of the child (a 10,000-parent chord callback, 10,000
   times), and every other job's updates would pay for the index too.
-- ``pgqueue.settle_dependents()``, an AFTER UPDATE OF status row trigger whose
-  WHEN clause only passes rows with ``has_dependents`` whose status changed to
-  or from an outcome. It runs in the transaction (and statement) that records
-  the parent's outcome, whatever wrote it: the completer, the rescuer, a
-  release at shutdown, an admin cancel, a replay, plain SQL. It releases
-  children whose last parent succeeded (one NOTIFY per queue: PostgreSQL folds
-  identical notifications of a transaction into one), cancels the dependents
-  of a failed parent (recursively, in one pass: no nested trigger chain) or
-  releases those declared 'run', and on a replay re-blocks the dependents its
-  failure cancelled.
+- Two triggers settle the dependents in the statement that records the
+  parents' outcome, whatever wrote it: the completer, the rescuer, a release
+  at shutdown, an admin cancel, a replay, plain SQL. ``jobs_note_parents``
+  (BEFORE UPDATE OF status, per row) notes the parents: its WHEN clause only
+  passes rows with ``has_dependents`` whose status moves to or from an
+  outcome, so jobs without dependents never call a function.
+  ``jobs_settle_dependents`` (AFTER UPDATE, per statement, only when something
+  was noted) settles them all in one set-based pass (``pgqueue.settle_parents``):
+  it releases children whose last parent succeeded (one NOTIFY per queue),
+  cancels the dependents of a failed parent (level by level, no nested
+  trigger chain) or counts down those declared 'run', and on a replay re-blocks
+  the dependents its failure cancelled (``pgqueue.reblock_dependents``).
+  Set-based matters: a batch of 100 completions in a 10,000-job chord's header
+  counts the callback down once, by 100, not 100 times.
 - ``pgqueue.block_on(child_id, parent_ids)``: make an existing job depend on
   more existing jobs (what durable workflows use to wait for a child job).
 
@@ -74,31 +78,87 @@ CREATE TABLE pgqueue.job_dependencies (
     PRIMARY KEY (parent_id, child_id)
 );
 
--- The dependents of finished parents `parents` (their outcome in `outcome`:
--- 'succeeded', or a failure): release those whose last parent this was, cancel
--- (and cascade) or release per their on_parent_failure. Children are locked in id
--- order, so two parents' transactions meet on a child's row lock, one after the
--- other: the counter is decremented on the latest row version (no snapshot race).
-CREATE FUNCTION pgqueue.settle_parents(parents bigint[], outcome text)
+-- Settle the dependents of parents whose status just changed (`parents`), in one
+-- set-based pass per cascade level: a child whose parents succeeded counts down by
+-- that many (and is released at 0); a parent that ended dead or cancelled cancels
+-- its blocked children unless they declared on_parent_failure 'run' (those count
+-- down too); cancelled children with dependents of their own are the next level.
+-- Parents that run again (replayed, retried) block again what their failure
+-- cancelled. Children are locked in id order first, so transactions settling
+-- parents of the same child meet on its row lock, one after the other, and count
+-- down from the latest row version (no snapshot race).
+CREATE FUNCTION pgqueue.settle_parents(parents bigint[])
 RETURNS void LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    frontier bigint[] := parents;
-    failed boolean := outcome <> 'succeeded';
+    ok bigint[];      -- this level's parents that succeeded
+    bad bigint[];     -- this level's parents that ended dead or cancelled
+    rerun bigint[];   -- parents running again after a failure (replay, retry)
+    next bigint[];    -- the children this level cancelled that have dependents
     woke bigint;
 BEGIN
-    WHILE frontier IS NOT NULL AND cardinality(frontier) > 0 LOOP
-        -- Count down: every unfinished child of a succeeded parent; after a
-        -- failure, the children declared 'run'.
+    SELECT coalesce(array_agg(id) FILTER (WHERE status = 'succeeded'), '{}'),
+           coalesce(array_agg(id) FILTER (WHERE status IN ('dead', 'cancelled')), '{}'),
+           array_agg(id) FILTER (WHERE status NOT IN ('succeeded', 'dead', 'cancelled'))
+    INTO ok, bad, rerun
+    FROM pgqueue.jobs
+    WHERE id = ANY(parents);
+    IF rerun IS NOT NULL THEN
+        PERFORM pgqueue.reblock_dependents(rerun);
+    END IF;
+    WHILE cardinality(ok) + cardinality(bad) > 0 LOOP
+        next := '{}';
+        IF cardinality(bad) > 0 THEN
+            -- Lock every child of this level in id order, then cancel those that
+            -- cancel on a parent's failure (naming the parent).
+            PERFORM 1 FROM pgqueue.jobs AS j
+            WHERE j.id IN (SELECT d.child_id FROM pgqueue.job_dependencies AS d
+                           WHERE d.parent_id = ANY(ok || bad))
+              AND j.status NOT IN ('succeeded', 'dead', 'cancelled')
+            ORDER BY j.id
+            FOR UPDATE OF j;
+            WITH culprits AS (
+                SELECT d.child_id AS id, min(d.parent_id) AS parent
+                FROM pgqueue.job_dependencies AS d
+                WHERE d.parent_id = ANY(bad)
+                GROUP BY d.child_id
+            ), cancelled AS (
+                UPDATE pgqueue.jobs AS j
+                SET status = 'cancelled',
+                    finished_at = now(),
+                    last_error = 'ParentFailed: parent job ' || p.id || ' (' || p.task
+                                 || ') ended ' || p.status,
+                    errors = j.errors || jsonb_build_array(jsonb_build_object(
+                        'attempt', j.attempts, 'at', now(), 'type', 'pgqueue.ParentFailed',
+                        'parent', p.id,
+                        'error', 'ParentFailed: parent job ' || p.id || ' (' || p.task
+                                 || ') ended ' || p.status))
+                FROM culprits AS c JOIN pgqueue.jobs AS p ON p.id = c.parent
+                WHERE j.id = c.id AND j.status = 'blocked'
+                  AND j.on_parent_failure IS DISTINCT FROM 'run'
+                RETURNING j.id, j.has_dependents
+            ), woken AS (
+                SELECT pg_notify('pgqueue_done', string_agg(id::text, ','))
+                FROM (SELECT id, (row_number() OVER ()) / 500 AS chunk FROM cancelled) AS c
+                GROUP BY chunk
+            )
+            SELECT coalesce(array_agg(id) FILTER (WHERE has_dependents), '{}')
+            INTO next
+            FROM cancelled, (SELECT count(*) FROM woken) AS w;
+        END IF;
+        -- Count down the children still unfinished: one per succeeded parent, and
+        -- one per failed parent for those declared 'run'; release those at zero.
         WITH edges AS (
-            SELECT d.child_id AS id, count(*) AS n
+            SELECT d.child_id AS id,
+                   count(*) FILTER (WHERE d.parent_id = ANY(ok)) AS n_ok,
+                   count(*) FILTER (WHERE d.parent_id = ANY(bad)) AS n_bad
             FROM pgqueue.job_dependencies AS d
-            WHERE d.parent_id = ANY(frontier)
+            WHERE d.parent_id = ANY(ok || bad)
             GROUP BY d.child_id
         ), locked AS (
-            SELECT j.id, e.n
+            SELECT j.id,
+                   e.n_ok + CASE WHEN j.on_parent_failure = 'run' THEN e.n_bad ELSE 0 END AS n
             FROM pgqueue.jobs AS j JOIN edges AS e ON e.id = j.id
             WHERE j.status NOT IN ('succeeded', 'dead', 'cancelled')
-              AND (NOT failed OR j.on_parent_failure = 'run')
             ORDER BY j.id
             FOR UPDATE OF j
         ), released AS (
@@ -109,50 +169,14 @@ BEGIN
                 run_at = CASE WHEN j.status = 'blocked' AND j.pending_parents <= l.n
                               THEN greatest(j.run_at, now()) ELSE j.run_at END
             FROM locked AS l
-            WHERE j.id = l.id
+            WHERE j.id = l.id AND l.n > 0
             RETURNING j.status, j.queue, j.run_at
         )
         SELECT count(pg_notify('pgqueue_jobs', q.queue)) INTO woke
         FROM (SELECT DISTINCT queue FROM released
               WHERE status = 'queued' AND run_at <= now()) AS q;
-
-        EXIT WHEN NOT failed;
-
-        -- Cancel the blocked children that cancel on a parent's failure, naming the
-        -- parent; those with dependents of their own are the next frontier.
-        WITH edges AS (
-            SELECT d.child_id AS id, min(d.parent_id) AS parent
-            FROM pgqueue.job_dependencies AS d
-            WHERE d.parent_id = ANY(frontier)
-            GROUP BY d.child_id
-        ), locked AS (
-            SELECT j.id, e.parent
-            FROM pgqueue.jobs AS j JOIN edges AS e ON e.id = j.id
-            WHERE j.status = 'blocked' AND coalesce(j.on_parent_failure, 'cancel') = 'cancel'
-            ORDER BY j.id
-            FOR UPDATE OF j
-        ), cancelled AS (
-            UPDATE pgqueue.jobs AS j
-            SET status = 'cancelled',
-                finished_at = now(),
-                last_error = 'ParentFailed: parent job ' || p.id || ' (' || p.task || ') ended '
-                             || p.status,
-                errors = j.errors || jsonb_build_array(jsonb_build_object(
-                    'attempt', j.attempts, 'at', now(), 'type', 'pgqueue.ParentFailed',
-                    'parent', p.id,
-                    'error', 'ParentFailed: parent job ' || p.id || ' (' || p.task
-                             || ') ended ' || p.status))
-            FROM locked AS l JOIN pgqueue.jobs AS p ON p.id = l.parent
-            WHERE j.id = l.id
-            RETURNING j.id, j.has_dependents
-        ), woken AS (
-            SELECT pg_notify('pgqueue_done', string_agg(id::text, ','))
-            FROM (SELECT id, (row_number() OVER ()) / 500 AS chunk FROM cancelled) AS c
-            GROUP BY chunk
-        )
-        SELECT array_agg(id) FILTER (WHERE has_dependents)
-        INTO frontier
-        FROM cancelled, (SELECT count(*) FROM woken) AS w;
+        ok := '{}';
+        bad := next;
     END LOOP;
 END
 $$;
@@ -161,10 +185,10 @@ $$;
 -- failure cancelled are blocked again, recursively, and counted anew (parents
 -- locked FOR SHARE: a parent finishing concurrently is seen in its final state).
 -- A dependent with another parent still dead or cancelled stays cancelled.
-CREATE FUNCTION pgqueue.reblock_dependents(parent bigint)
+CREATE FUNCTION pgqueue.reblock_dependents(parents bigint[])
 RETURNS void LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    frontier bigint[] := ARRAY[parent];
+    frontier bigint[] := parents;
 BEGIN
     WHILE frontier IS NOT NULL AND cardinality(frontier) > 0 LOOP
         WITH locked AS (
@@ -199,34 +223,54 @@ BEGIN
 END
 $$;
 
--- The trigger: one pass per parent row. The cascade it starts updates other
--- jobs' status (which fires it again, nested): those nested calls return at once,
--- the outer pass handles the whole cascade iteratively (no recursion depth).
-CREATE FUNCTION pgqueue.settle_dependents()
+-- Two triggers, so that a statement settles all its parents in one pass (a
+-- completer batch finishing 100 jobs of a chord's header counts the callback down
+-- once, by 100). The row trigger notes each parent in a transaction-local setting,
+-- BEFORE the write (it runs after the row is locked and the statement's WHERE
+-- rechecked, so a noted row is one that gets updated); its WHEN clause lets
+-- through only rows with dependents whose status moves to or from an outcome, so
+-- nearly all jobs never call it. The statement trigger fires only when something
+-- was noted. The cascade's own updates are not noted again: the pass handles them.
+CREATE FUNCTION pgqueue.note_parent()
 RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    IF current_setting('pgqueue.settling', true) = 'on' THEN
-        RETURN NULL;
+    IF current_setting('pgqueue.settling', true) IS DISTINCT FROM 'on' THEN
+        PERFORM set_config('pgqueue.settle',
+                           coalesce(current_setting('pgqueue.settle', true), '') || NEW.id || ',',
+                           true);
     END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION pgqueue.settle_dependents()
+RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    noted bigint[] := string_to_array(
+        rtrim(current_setting('pgqueue.settle', true), ','), ',')::bigint[];
+BEGIN
+    PERFORM set_config('pgqueue.settle', '', true);
     PERFORM set_config('pgqueue.settling', 'on', true);
-    IF NEW.status IN ('succeeded', 'dead', 'cancelled') THEN
-        PERFORM pgqueue.settle_parents(ARRAY[NEW.id], NEW.status);
-    ELSIF OLD.status IN ('dead', 'cancelled') THEN
-        PERFORM pgqueue.reblock_dependents(NEW.id);
-    END IF;
+    PERFORM pgqueue.settle_parents(noted);
     PERFORM set_config('pgqueue.settling', '', true);
     RETURN NULL;
 END
 $$;
 
--- Rows without dependents (nearly all) never call the function: the WHEN clause
--- is evaluated in the executor, on the row, before anything is queued.
-CREATE TRIGGER jobs_settle_dependents
-    AFTER UPDATE OF status ON pgqueue.jobs
+CREATE TRIGGER jobs_note_parents
+    BEFORE UPDATE OF status ON pgqueue.jobs
     FOR EACH ROW
     WHEN (NEW.has_dependents AND OLD.status IS DISTINCT FROM NEW.status
           AND (NEW.status IN ('succeeded', 'dead', 'cancelled')
                OR OLD.status IN ('dead', 'cancelled')))
+    EXECUTE FUNCTION pgqueue.note_parent();
+
+-- Not `UPDATE OF status`: a statement with two UPDATEs of the jobs table (such as
+-- admin cancel) keeps only the last one's statement-trigger event, which must fire.
+CREATE TRIGGER jobs_settle_dependents
+    AFTER UPDATE ON pgqueue.jobs
+    FOR EACH STATEMENT
+    WHEN (coalesce(current_setting('pgqueue.settle', true), '') <> '')
     EXECUTE FUNCTION pgqueue.settle_dependents();
 
 -- Make job `child_id` (unfinished) depend on existing jobs `parent_ids` too:
@@ -286,9 +330,11 @@ $$;
 DOWNGRADE = """
 DROP FUNCTION pgqueue.block_on(bigint, bigint[]);
 DROP TRIGGER jobs_settle_dependents ON pgqueue.jobs;
+DROP TRIGGER jobs_note_parents ON pgqueue.jobs;
 DROP FUNCTION pgqueue.settle_dependents();
-DROP FUNCTION pgqueue.reblock_dependents(bigint);
-DROP FUNCTION pgqueue.settle_parents(bigint[], text);
+DROP FUNCTION pgqueue.note_parent();
+DROP FUNCTION pgqueue.reblock_dependents(bigint[]);
+DROP FUNCTION pgqueue.settle_parents(bigint[]);
 DROP TABLE pgqueue.job_dependencies;
 
 -- Blocked jobs cannot exist below this revision: they go back to the queue.

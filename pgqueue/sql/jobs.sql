@@ -209,9 +209,10 @@ COPY pgqueue.jobs (id, queue, task, args, kwargs, priority, run_at, max_attempts
                    pass_result, has_dependents, finished_at, last_error, errors)
 FROM STDIN
 
--- name: enqueue_copy_edges
--- The dependency edges of a batch, after its rows.
-COPY pgqueue.job_dependencies (parent_id, child_id) FROM STDIN
+-- name: enqueue_edges
+-- The dependency edges of a batch, after its rows (two arrays, as text: one C-level dump).
+INSERT INTO pgqueue.job_dependencies (parent_id, child_id)
+SELECT * FROM unnest(%(parents)s::bigint[], %(children)s::bigint[])
 
 -- name: flow_jobs
 -- Every job of a flow, in enqueue order (parents before their children).
