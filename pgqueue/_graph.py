@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from pgqueue._core import FINISHED, check_status
-from pgqueue._dag import INTEREST
 from pgqueue._db import Operation, Statement
 from pgqueue._errors import FlowNotFound, JobNotFound
 from pgqueue._sql import query
@@ -53,6 +52,10 @@ class FlowNode:
 
 
 def _ordered(counts: dict[str, int]) -> dict[str, int]:
+    # Imported here: `import pgqueue` (every worker and CLI start) need not build the
+    # layout's classes.
+    from pgqueue._dag import INTEREST
+
     rank = {s: i for i, s in enumerate(INTEREST)}
     return dict(sorted(counts.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
