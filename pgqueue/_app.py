@@ -238,17 +238,17 @@ class App(GraphReads):
 
     def enqueue_flow(self, flow: _canvas.Node, *, connection: Any = None) -> _flows.FlowHandle:
         """Insert every job of ``flow`` in one transaction (``connection``'s, if given)."""
-        specs, tails = _canvas.flatten(flow)
+        specs, tails = _linked.flow_specs(flow)  # raises before any I/O
         insert = functools.partial(self._insert, flow=True)
-        jobs = self.registry.hooks.enqueue(_linked.link(specs), connection, insert)
+        jobs = self.registry.hooks.enqueue(specs, connection, insert)
         return _flows.FlowHandle(jobs, [jobs[i].id for i in tails], self.database, self)
 
     async def enqueue_flow_async(
         self, flow: _canvas.Node, *, connection: Any = None
     ) -> _flows.FlowHandle:
-        specs, tails = _canvas.flatten(flow)
+        specs, tails = _linked.flow_specs(flow)
         insert = functools.partial(self._insert_async, flow=True)
-        jobs = await self.registry.hooks.enqueue_async(_linked.link(specs), connection, insert)
+        jobs = await self.registry.hooks.enqueue_async(specs, connection, insert)
         return _flows.FlowHandle(jobs, [jobs[i].id for i in tails], self.database, self)
 
     def get_flow(self, flow_id: int) -> _flows.FlowHandle:

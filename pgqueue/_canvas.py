@@ -37,6 +37,9 @@ class _Flow:
     def __or__(self, other: Node) -> Chain:
         return Chain(self, other)  # type: ignore[arg-type]
 
+    def __ror__(self, other: Node) -> Chain:  # spec | flow
+        return Chain(other, self)  # type: ignore[arg-type]
+
 
 class Chain(_Flow):
     """Steps run one after another, each receiving the previous result."""
@@ -118,31 +121,38 @@ def flatten(flow: Node) -> tuple[list[JobSpec], list[int]]:
     ``_linked.link``) and the positions of its tails: the jobs nothing else in
     the flow waits for, whose results are the flow's."""
     out: list[JobSpec] = []
-    tails, _ = _add(_checked(flow), (), False, out)
+    tails, _ = _add(_checked(flow), (), False, out, set())
+    if not out:
+        raise ValueError("a flow needs at least one job")
     where = {id(spec): i for i, spec in enumerate(out)}
     return out, [where[id(t)] for t in tails]
 
 
 def _add(
-    node: Node, prev: tuple[JobSpec, ...], many: bool, out: list[JobSpec]
+    node: Node, prev: tuple[JobSpec, ...], many: bool, out: list[JobSpec], used: set[int]
 ) -> tuple[tuple[JobSpec, ...], bool]:
-    """Append ``node`` after ``prev`` (a group's tails when ``many``); its tails."""
+    """Append ``node`` after ``prev`` (a group's tails when ``many``); its tails.
+    ``used``: the ids of the spec objects already in ``out``."""
     if isinstance(node, JobSpec):
-        mode = node.pass_result
-        if prev and mode is None:
-            mode = "list" if many else "previous"
-        # Always a copy: the same spec object used twice is two jobs.
-        spec = node.linked((*node.depends_on, *prev), mode)
+        spec = node
+        if prev or id(node) in used:
+            # A copy: the same spec object used twice is two jobs (and the
+            # caller's spec is left as it was).
+            mode = node.pass_result
+            if prev and mode is None:
+                mode = "list" if many else "previous"
+            spec = node.linked((*node.depends_on, *prev), mode)
+        used.add(id(spec))
         out.append(spec)
         return (spec,), False
     if isinstance(node, Chain):
         for step in node.steps:
-            prev, many = _add(step, prev, many, out)
+            prev, many = _add(step, prev, many, out, used)
         return prev, many
     if isinstance(node, Group):
         tails: list[JobSpec] = []
         for member in node.members:
-            tails.extend(_add(member, prev, many, out)[0])
+            tails.extend(_add(member, prev, many, out, used)[0])
         return tuple(tails), True
-    header, _ = _add(node.header, prev, many, out)
-    return _add(node.body, header, True, out)
+    header, _ = _add(node.header, prev, many, out, used)
+    return _add(node.body, header, True, out, used)

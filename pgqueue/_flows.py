@@ -159,6 +159,12 @@ def get_flow(database: Database, owner: JobOwner, flow_id: int) -> Operation[Flo
     return FlowHandle(jobs, tails_of(jobs), database, owner)
 
 
+def children(owner: JobOwner, job_id: int) -> Operation[list[Job]]:
+    """The jobs that depend on ``job_id`` (``Job.parent_ids`` gives the other way)."""
+    rows = yield Statement(query("job_children"), {"id": job_id})
+    return [Job.from_row(r, owner) for r in rows]
+
+
 def flow_counts(flow_id: int) -> Operation[dict[str, int]]:
     rows = yield Statement(query("flow_counts"), {"flow_id": flow_id})
     if not rows:

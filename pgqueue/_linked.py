@@ -39,10 +39,11 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg.rows import tuple_row
 
 from pgqueue._bulk import gc_paused, run_at
+from pgqueue._canvas import Node, flatten
 from pgqueue._client import _transaction, queue_full
 from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, SpecRef, dumps, encode_json
 from pgqueue._errors import DependencyError
-from pgqueue._job import Job
+from pgqueue._job import Job, inserted_row
 from pgqueue._sql import query
 
 if TYPE_CHECKING:
@@ -58,6 +59,13 @@ def has_links(specs: Sequence[JobSpec]) -> bool:
     return any(s.depends_on or s.needs_result is not None for s in specs)
 
 
+def flow_specs(flow: Node) -> tuple[list[JobSpec], list[int]]:
+    """A flow's linked specs and the positions of its tails (``_canvas.flatten``)."""
+    with gc_paused():
+        specs, tails = flatten(flow)
+        return link(specs), tails
+
+
 def link(specs: Sequence[JobSpec]) -> list[JobSpec]:
     """The batch with spec parents as ``SpecRef`` positions, duplicates dropped.
 
@@ -65,6 +73,11 @@ def link(specs: Sequence[JobSpec]) -> list[JobSpec]:
     earlier in the batch, ``TypeError`` for a step that needs its parent's
     result and gets none, ``ValueError`` for a unique key in such a batch.
     """
+    with gc_paused():  # one object or two per job: see _bulk.gc_paused
+        return _link(specs)
+
+
+def _link(specs: Sequence[JobSpec]) -> list[JobSpec]:
     positions: dict[int, int] = {}  # id(spec) -> its position; -1: given twice
     out: list[JobSpec] = []
     for i, spec in enumerate(specs):
@@ -175,9 +188,10 @@ def plan(
     now: datetime,
     found: dict[int, tuple[str, str]],
     owner: JobOwner | None,
-) -> tuple[list[Row], list[tuple[int, int]], list[Job]]:
-    """The COPY rows, the edges and the ``Job`` values, given the prelude's ids
-    and the existing parents' (status, task); DependencyError for a missing one."""
+) -> tuple[list[Row], dict[str, str], list[Job]]:
+    """The COPY rows, the edges (``enqueue_edges`` parameters) and the ``Job``
+    values, given the prelude's ids and the existing parents' (status, task);
+    DependencyError for a missing one. Straight-line code: one pass per job."""
     missing = [p for p in batch.params["parents"] if p not in found]
     if missing:
         listed = ", ".join(map(str, missing[:10]))
@@ -186,33 +200,42 @@ def plan(
     has_dependents = [False] * len(specs)
     for s in specs:
         for p in s.depends_on:
-            if isinstance(p, SpecRef):
+            if type(p) is SpecRef:
                 has_dependents[p.pos] = True
     flow_id = ids[0] if batch.flow and ids else None
     states: list[str] = []
     rows: list[Row] = []
-    edges: list[tuple[int, int]] = []
+    edge_parents: list[int] = []
+    edge_children: list[int] = []
     jobs: list[Job] = []
+    from_row = Job.from_row
     for i, (s, (a, k, m)) in enumerate(zip(specs, batch.encoded, strict=True)):
         job_id = ids[i]
-        parent_ids: list[int] | None = None
+        due = run_at(s, now)
+        if not s.depends_on:
+            states.append("queued")
+            rows.append((job_id, s.queue, s.task, a, k, s.priority, due, s.max_attempts, m,
+                         "queued", flow_id, None, 0, None, None, has_dependents[i], None,
+                         None, "[]"))  # fmt: skip
+            jobs.append(from_row((*inserted_row(s, job_id, due, now), flow_id, None), owner))
+            continue
+        parent_ids: list[int] = []
         pending = 0
         failed: tuple[int, str, str] | None = None
-        if s.depends_on:
-            parent_ids = []
-            for p in s.depends_on:
-                if isinstance(p, SpecRef):
-                    pid, state, task = ids[p.pos], states[p.pos], specs[p.pos].task
-                else:
-                    pid, (state, task) = p, found[p]
-                parent_ids.append(pid)
-                edges.append((pid, job_id))
-                if state in FAILED:
-                    if failed is None and s.on_parent_failure == "cancel":
-                        failed = (pid, task, state)
-                elif state != "succeeded":
-                    pending += 1
-        due = run_at(s, now)
+        for p in s.depends_on:
+            if type(p) is SpecRef:
+                pid, state = ids[p.pos], states[p.pos]
+            else:
+                pid, state = p, found[p][0]
+            parent_ids.append(pid)
+            if state in FAILED:
+                if failed is None and s.on_parent_failure == "cancel":
+                    task = specs[p.pos].task if type(p) is SpecRef else found[p][1]
+                    failed = (pid, task, state)
+            elif state != "succeeded":
+                pending += 1
+        edge_parents += parent_ids
+        edge_children += [job_id] * len(parent_ids)
         status, finished, error, errors = "queued", None, None, []
         if failed is not None:
             status, finished = "cancelled", now
@@ -222,29 +245,21 @@ def plan(
         elif pending:
             status = "blocked"
         states.append(status)
-        policy = None if parent_ids is None else s.on_parent_failure
-        mode = None if parent_ids is None else s.pass_result
         rows.append((
             job_id, s.queue, s.task, a, k, s.priority, due, s.max_attempts, m, status, flow_id,
-            None if parent_ids is None else _array(parent_ids), pending, policy, mode,
-            has_dependents[i], finished, error,
-            dumps(errors, "errors") if errors else "[]",
+            _array(parent_ids), pending, s.on_parent_failure, s.pass_result, has_dependents[i],
+            finished, error, dumps(errors, "errors") if errors else "[]",
         ))  # fmt: skip
-        jobs.append(Job.from_row((
-            job_id, s.queue, s.task, list(s.args), dict(s.kwargs), s.priority, status, due, 0,
-            s.max_attempts, None, None, None, now, None, finished, error, errors, None, None,
-            False, dict(s.meta), flow_id, parent_ids,
-        ), owner))  # fmt: skip
+        job = from_row((*inserted_row(s, job_id, due, now, status), flow_id, parent_ids), owner)
+        job.finished_at, job.last_error, job.errors = finished, error, errors
+        jobs.append(job)
+    edges = {"parents": _array(edge_parents), "children": _array(edge_children)}
     return rows, edges, jobs
 
 
 def _array(ids: Sequence[int]) -> str:
-    """A bigint[] as COPY text: psycopg would dump a list element by element."""
+    """A bigint[] as text (COPY, parameters): psycopg would dump a list element by element."""
     return "{" + ",".join(map(str, ids)) + "}"
-
-
-def edge_params(edges: Sequence[tuple[int, int]]) -> dict[str, str]:
-    return {"parents": _array([e[0] for e in edges]), "children": _array([e[1] for e in edges])}
 
 
 def _prelude(row: Row | None) -> tuple[list[int], datetime, dict[int, tuple[str, str]]]:
@@ -269,8 +284,8 @@ def enqueue_linked_sync(
         with cur.copy(query("enqueue_copy_linked"), writer=writer) as cp:
             for row in rows:
                 cp.write_row(row)
-        if edges:
-            cur.execute(query("enqueue_edges"), edge_params(edges), prepare=False)
+        if edges["parents"] != "{}":
+            cur.execute(query("enqueue_edges"), edges, prepare=False)
     return jobs
 
 
@@ -285,6 +300,6 @@ async def enqueue_linked_async(
         async with cur.copy(query("enqueue_copy_linked")) as cp:
             for row in rows:
                 await cp.write_row(row)
-        if edges:
-            await cur.execute(query("enqueue_edges"), edge_params(edges), prepare=False)
+        if edges["parents"] != "{}":
+            await cur.execute(query("enqueue_edges"), edges, prepare=False)
     return jobs

@@ -120,7 +120,7 @@ class Task(Generic[P, R]):
                 unique_scope=cfg.unique_scope if unique_scope is _UNSET else unique_scope,
                 depends_on=_parents(depends_on),
                 on_parent_failure=on_parent_failure,
-                pass_result="none" if pass_result is False else pass_result,
+                pass_result=_pass_result(pass_result),
             ),
         )
 
@@ -194,6 +194,13 @@ class TaskOptions(Generic[P, R]):
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         spec = self.job(*args, **kwargs)
         return await self.task.app.enqueue_one_async(spec, connection=self.connection)
+
+
+def _pass_result(value: bool | str | None) -> str | None:
+    """False: receive nothing ('none'); True or None: as the flow decides."""
+    if value is False:
+        return "none"
+    return None if value is True else value
 
 
 def _parents(parents: Iterable[int | Job | JobSpec]) -> tuple[int | JobSpec, ...]:

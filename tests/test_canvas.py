@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 from test_worker_app import scalar
 
 import pgqueue
@@ -98,6 +100,8 @@ def test_nested_flows(app: pgqueue.App) -> None:
     )  # fmt: skip
     specs, tails = flatten(flow)
     assert len(specs) == 8 and tails == [7]
+    piped = fetch.job("a") | group(parse.job(), parse.job()) | merge.job()
+    assert [s.task for s in flatten(piped)[0]] == ["t.fetch", "t.parse", "t.parse", "t.merge"]
     handle = app.enqueue_flow(flow)
     drain(app)
     assert handle.wait(timeout=10) == 7
@@ -150,6 +154,20 @@ def test_a_flow_joins_the_callers_transaction(app: pgqueue.App, clean_db: str) -
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0
 
 
+def test_a_flow_joins_a_sqlalchemy_session(app: pgqueue.App, clean_db: str) -> None:
+    fetch, parse = t(app, "fetch"), t(app, "parse")
+    engine = create_engine(clean_db.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with Session(engine) as session:
+            handle = app.enqueue_flow(chain(fetch.job("s"), parse.job()), connection=session)
+            assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0  # not committed
+            session.commit()
+    finally:
+        engine.dispose()
+    drain(app)
+    assert handle.wait(timeout=10) == "<S>"
+
+
 def test_flows_async(app: pgqueue.App) -> None:
     fetch, parse = t(app, "fetch"), t(app, "parse")
 
@@ -175,6 +193,8 @@ def test_a_step_missing_its_argument_needs_a_parent(app: pgqueue.App) -> None:
         chain(t(app, "fetch").job("a"), "b")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least one job"):
         chord([], parse.job())
+    with pytest.raises(ValueError, match="at least one job"):
+        app.enqueue_flow(chain(group()))
 
 
 def test_eager_mode_runs_flows_in_order(app: pgqueue.App) -> None:

@@ -3,6 +3,7 @@ replay, concurrency of parents finishing at once, enqueue-time checks, the prune
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from test_worker_app import scalar, wait_until
 
 import pgqueue
+from pgqueue import _flows
 from pgqueue._sql import query
 from pgqueue.maintenance import Pruner
 
@@ -111,6 +113,20 @@ def test_a_large_batch_with_dependencies_links_every_job(app: pgqueue.App, clean
     tokens = claim(clean_db)
     finish(clean_db, tokens, jobs[0].id)
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs WHERE status = 'queued'") == 199
+
+
+def test_async_enqueue_and_the_children_of_a_job(app: pgqueue.App) -> None:
+    ref = app.task_ref("t.step")
+
+    async def main() -> tuple[pgqueue.Job, pgqueue.Job]:
+        parent = await ref.enqueue_async(1)
+        child = await ref.options(depends_on=[parent]).enqueue_async(2)
+        return parent, child
+
+    parent, child = asyncio.run(main())
+    assert (child.status, child.parent_ids) == ("blocked", [parent.id])
+    kids = app.database.run(_flows.children(app, parent.id))
+    assert [k.id for k in kids] == [child.id]
 
 
 def test_parents_already_finished_decide_at_enqueue(app: pgqueue.App, clean_db: str) -> None:

@@ -37,6 +37,11 @@
 - ``pgqueue.block_on(child_id, parent_ids)``: make an existing job depend on
   more existing jobs (what durable workflows use to wait for a child job).
 
+The new columns have constant defaults (no table rewrite), but the status check
+is re-validated and the unique index rebuilt inside the migration's transaction
+(writes to ``pgqueue.jobs`` wait for them): on a very large table, run it at a
+quiet time.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-01

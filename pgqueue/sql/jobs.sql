@@ -234,3 +234,10 @@ SELECT {job_columns} FROM pgqueue.jobs
 WHERE flow_id = %(flow_id)s AND status IN ('dead', 'cancelled')
 ORDER BY status = 'dead' DESC, id
 LIMIT 1
+
+-- name: job_children
+-- The jobs that depend on job %(id)s, in id order (its parents are its parent_ids).
+SELECT {job_columns}
+FROM pgqueue.jobs
+WHERE id IN (SELECT child_id FROM pgqueue.job_dependencies WHERE parent_id = %(id)s)
+ORDER BY id

@@ -3,8 +3,11 @@
 Outcomes arrive from the event loop and from task threads (``add`` is
 thread-safe and cheap); a thread of its own, with its own connection, flushes
 them as soon as the first arrives, after lingering a couple of milliseconds so
-that a busy worker sends one statement for many jobs. While a flush is in
-flight the next batch gathers. ``stop`` flushes what is left.
+that a busy worker sends one statement for many jobs; an outcome added with
+``alone`` (its worker runs nothing else, so nothing would join the batch) is
+flushed without lingering: the next step of a chain, a ``job.wait()``, start
+that much sooner. While a flush is in flight the next batch gathers. ``stop``
+flushes what is left.
 
 Every row is fenced by ``status = 'running'`` and the lease token: an outcome
 for a job whose lease was lost (rescued, re-claimed) changes nothing and is
@@ -116,6 +119,7 @@ class Completer:
         self._on_retry = on_retry
         self._lock = threading.Lock()
         self._buffer: list[Outcome] = []
+        self._alone = False  # the buffered outcomes' worker runs nothing else: no linger
         self._inflight: Sequence[Outcome] = ()
         self._wake = threading.Event()
         self._stopping = False
@@ -125,9 +129,10 @@ class Completer:
 
     # -- producer side -------------------------------------------------------
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, *, alone: bool = False) -> None:
         with self._lock:
             self._buffer.append(outcome)
+            self._alone = alone
             first = len(self._buffer) == 1
         if first:
             self._wake.set()
@@ -167,7 +172,8 @@ class Completer:
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            if self._linger and not self._stopping and len(self._buffer) < self._batch:
+            lingers = self._linger and not (self._stopping or self._alone)
+            if lingers and len(self._buffer) < self._batch:
                 time.sleep(self._linger)
             with self._lock:
                 batch = self._buffer[: self._batch]

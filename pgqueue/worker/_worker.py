@@ -346,7 +346,7 @@ class Worker:
                 return False
             del self.running[job.id]
             if outcome is not None:
-                self.completer.add(outcome)
+                self.completer.add(outcome, alone=not self.running)
             self.processed += 1
             self._finished_gen += 1
             wake = self._wake_on_finish
