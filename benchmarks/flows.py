@@ -14,8 +14,9 @@ Each in a fresh database (``benchmarks._db``), sync no-op tasks, one worker:
    ``--chain`` no-op steps (each receives the previous result). Per step,
    ``started_at`` of the child minus ``finished_at`` of its parent (server
    clock): the time from the parent's completion committing to the child's
-   claim. p50/p95/p99/max. Target: p50 <= 5 ms. Then, as a floor under the same
-   load, the same worker's wake-up for independent jobs enqueued 10 ms apart.
+   claim. p50/p95/p99/max. Target: p50 <= 5 ms. Then, as a reference for the
+   machine's load, the same worker's wake-up for independent jobs enqueued 10 ms
+   apart (enqueue to claim).
 3. **Enqueue.** ``app.enqueue_many`` of ``--jobs`` independent jobs against
    ``app.enqueue_flow`` of a ``--jobs``-job flow, as a chord (``--jobs - 1``
    jobs and a callback) and as a group, in one call each, interleaved (each form
@@ -180,7 +181,7 @@ def chain_handoff(dsn: str, steps: int) -> dict[str, Any]:
 
 def _wake_ups(conn: psycopg.Connection[Any], app: pgqueue.App, jobs: int) -> dict[str, float]:
     """The same idle worker's wake-up for independent jobs enqueued 10 ms apart: enqueue
-    to claim, server clock (the floor a hand-off sits on, under the same load)."""
+    to claim, server clock (what the machine's load does to a wake-up, same run)."""
     step = app.tasks["bench.noop"]
     ids = []
     for _ in range(jobs):
@@ -281,8 +282,8 @@ def markdown(r: dict[str, Any]) -> str:
         f" {c['plain_wall_s']}. Every job succeeded: {c['all_succeeded']}.",
         f"- Chain: mean hand-off {ch['mean_ms']} ms, {ch['handoff_total_s']} s over the chain;"
         f" the same idle worker woke for independent jobs (enqueue to claim, 10 ms apart) at"
-        f" p50 {ch['baseline']['p50_ms']} ms, p95 {ch['baseline']['p95_ms']} ms: the floor"
-        " under the same load;"
+        f" p50 {ch['baseline']['p50_ms']} ms, p95 {ch['baseline']['p95_ms']} ms (a reference"
+        " for the machine's load during the run);"
         f" the first step waited {ch['first_step_wait_ms']} ms from enqueue to claim. Every"
         f" step succeeded: {ch['all_succeeded']}.",
         f"- Enqueue jobs/s (median, min-max): enqueue_many {e['enqueue_many']['per_s']:,}"
