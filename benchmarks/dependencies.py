@@ -13,8 +13,10 @@ round after round:
 - ``after``: the schema and statements as shipped.
 
 It reports the median and best jobs/s of each (claim + complete, end to end,
-one connection). Alternating in one database, on one connection, keeps the
-comparison fair on a shared machine better than two worker runs would; it
+one connection), and the server's own execution time of one claim and one
+complete of ``--batch`` jobs (EXPLAIN ANALYZE, the minimum of ten per round).
+Alternating in one database, on one connection, keeps the comparison fair on
+a shared machine better than two worker runs would; it
 measures the statements, not the worker's Python.
 """
 
@@ -56,18 +58,39 @@ def drain(conn: psycopg.Connection[Any], claim_sql: str, jobs: int, batch: int) 
         rows = conn.execute(claim_sql, params).fetchall()
         if not rows:
             break
-        ids = [r[0] for r in rows]
-        n = len(ids)
-        conn.execute(query("complete"), {
-            "ids": "{" + ",".join(map(str, ids)) + "}",
-            "tokens": "{" + ",".join([token] * n) + "}",
-            "statuses": "{" + ",".join(["succeeded"] * n) + "}",
-            "results": "{" + ",".join(["NULL"] * n) + "}",
-            "delays": "{" + ",".join(["NULL"] * n) + "}",
-            "errors": "{" + ",".join(["NULL"] * n) + "}",
-            "entries": "{" + ",".join(["NULL"] * n) + "}",
-        }, prepare=False)  # fmt: skip
+        conn.execute(query("complete"), complete_params([r[0] for r in rows], token),
+                     prepare=False)  # fmt: skip
     return jobs / (time.perf_counter() - t0)
+
+
+def complete_params(ids: list[int], token: str) -> dict[str, str]:
+    n = len(ids)
+    return {
+        "ids": "{" + ",".join(map(str, ids)) + "}",
+        "tokens": "{" + ",".join([token] * n) + "}",
+        "statuses": "{" + ",".join(["succeeded"] * n) + "}",
+        "results": "{" + ",".join(["NULL"] * n) + "}",
+        "delays": "{" + ",".join(["NULL"] * n) + "}",
+        "errors": "{" + ",".join(["NULL"] * n) + "}",
+        "entries": "{" + ",".join(["NULL"] * n) + "}",
+    }
+
+
+def server_times(conn: psycopg.Connection[Any], claim_sql: str, batch: int) -> tuple[float, float]:
+    """The server's own execution time (ms, EXPLAIN ANALYZE) of one claim and one
+    complete of ``batch`` jobs: what the machine's other load disturbs least."""
+    conn.execute("TRUNCATE pgqueue.jobs")
+    conn.execute("INSERT INTO pgqueue.jobs (queue, task) SELECT 'bench', 'bench.noop'"
+                 " FROM generate_series(1, %s)", (batch,))  # fmt: skip
+    token = str(uuid.uuid4())
+    params = {"queues": ["bench"], "limit": batch, "lease": 30.0, "worker_id": "b",
+              "token": token}  # fmt: skip
+    explain = "EXPLAIN (ANALYZE, FORMAT JSON) "
+    row = conn.execute(explain + claim_sql, params).fetchone()
+    claim_ms = float(row[0][0]["Execution Time"]) if row else 0.0
+    ids = [r[0] for r in conn.execute("SELECT id FROM pgqueue.jobs")]
+    row = conn.execute(explain + query("complete"), complete_params(ids, token)).fetchone()
+    return claim_ms, float(row[0][0]["Execution Time"]) if row else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,20 +99,27 @@ def main(argv: list[str] | None = None) -> int:
         ("--jobs", int, 20000), ("--batch", int, 100), ("--rounds", int, 5),
     )  # fmt: skip
     rates: dict[str, list[float]] = {"before": [], "after": []}
+    times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
     with fresh_database("pgqueue_bench_deps", args.dsn or server_dsn()) as dsn:
         conn = psycopg.connect(dsn, autocommit=True)
         try:
-            for _ in range(args.rounds):
-                for variant in ("before", "after"):
+            for n in range(args.rounds):
+                # Each round in the other order, so that a load that drifts
+                # over the run favours neither variant.
+                for variant in ("before", "after") if n % 2 == 0 else ("after", "before"):
                     enabled = "ENABLE" if variant == "after" else "DISABLE"
                     conn.execute(f"ALTER TABLE pgqueue.jobs {enabled} TRIGGER USER")
                     claim_sql = query("claim") if variant == "after" else before_claim()
                     rates[variant].append(drain(conn, claim_sql, args.jobs, args.batch))
+                    for _ in range(10):
+                        times[variant].append(server_times(conn, claim_sql, args.batch))
         finally:
             conn.close()
     report = {
         v: {"median_per_s": round(statistics.median(r)), "best_per_s": round(max(r)),
-            "runs": [round(x) for x in r]}
+            "runs": [round(x) for x in r],
+            "claim_ms_min": round(min(t[0] for t in times[v]), 3),
+            "complete_ms_min": round(min(t[1] for t in times[v]), 3)}
         for v, r in rates.items()
     }  # fmt: skip
     ratio = report["after"]["median_per_s"] / report["before"]["median_per_s"]
@@ -102,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         for v, r in report.items():
             print(f"  {v:6}: median {r['median_per_s']:>7} jobs/s, best {r['best_per_s']:>7}"
                   f"  (runs: {r['runs']})")  # fmt: skip
+        for v, r in report.items():
+            print(f"  {v:6}: server time of one claim / complete of {args.batch} (min):"
+                  f" {r['claim_ms_min']} ms / {r['complete_ms_min']} ms")  # fmt: skip
         print(f"  after / before (medians): {ratio:.3f}")
     return 0
 
