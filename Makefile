@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VENV_DJANGO6 := .venv-django6
 LINT_PATHS := $(wildcard pgqueue tests benchmarks migrations)
 
-.PHONY: install test lint demo bench bench-web clean distclean
+.PHONY: install test lint demo bench bench-web bench-flows clean distclean
 
 # The virtualenv, and an editable install redone only when pyproject.toml changes.
 $(BIN)/python:
@@ -39,11 +39,17 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 	$(MAKE) bench-web
+	$(MAKE) bench-flows
 
 # Dashboard server time per page on 1,000,000 queued + 5,000,000 finished jobs
 # (about 2 minutes, most of it loading the rows). Report: benchmarks/results/<date>-web.md.
 bench-web: $(STAMP)
 	$(BIN)/python -m benchmarks.web_pages
+
+# Workflows: a 10,000-job chord against 10,000 plain jobs, hand-off along a 1,000-step
+# chain, enqueueing a 10,000-job flow (about 2 minutes). Report: <date>-flows.md.
+bench-flows: $(STAMP)
+	$(BIN)/python -m benchmarks.flows
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,5 +1,6 @@
 """Dashboard server time per page on a big table: 1,000,000 queued jobs and
-5,000,000 finished ones (the issue's target: under 100 ms a page).
+5,000,000 finished ones, and two flows: a chord of 10,000 jobs and its callback,
+a chain of 1,000 steps (the issue's target: under 100 ms a page).
 
     python -m benchmarks.web_pages [--queued 1000000] [--finished 5000000] [--runs 15]
                                    [--keep DSN] [--out benchmarks/results]
@@ -36,7 +37,10 @@ with a keyset cursor, so the page at the middle of the table costs what the firs
 does. A dead-letter filter by queue reads `jobs_dead_queue_idx` (queue, finished_at)
 WHERE status = 'dead' (migration 0003): before it, a queue with no dead jobs among
 50,000 made the page read every dead job (140.6 ms median, the one miss of the first
-run). A free-text search has no index: it reads one window of 50,000 ids a page."""
+run). A free-text search has no index: it reads one window of 50,000 ids a page.
+A flow's page reads its jobs by `jobs_flow_idx` without their times (decoding
+10,000 timestamps cost more than the query), lays the graph out in Python and
+draws at most 30 layers of 8 boxes; its table reads 50 jobs a page by keyset."""
 
 FINISHED_SQL = """
 INSERT INTO pgqueue.jobs (queue, task, args, status, attempts, run_at, started_at,
@@ -68,6 +72,51 @@ FROM generate_series(1, %(n)s) AS g(i)
 """
 
 
+# A flow as a plain-SQL producer writes it (README, "The SQL contract"): every job
+# with the flow's id (its first job's), a child with parent_ids and its edges.
+FLOW_SQL = """
+WITH ids AS (
+    SELECT nextval(pg_get_serial_sequence('pgqueue.jobs', 'id')) AS id
+    FROM generate_series(1, %(n)s)
+), numbered AS (
+    SELECT id, row_number() OVER (ORDER BY id) AS k, min(id) OVER () AS flow,
+           lag(id) OVER (ORDER BY id) AS previous
+    FROM ids
+), header AS (
+    SELECT array_agg(id ORDER BY id) FILTER (WHERE k < %(n)s) AS all_but_last FROM numbered
+), rows AS (
+    SELECT n.id, n.flow, n.k,
+           CASE WHEN %(chain)s THEN CASE WHEN n.previous IS NOT NULL THEN ARRAY[n.previous] END
+                WHEN n.k = %(n)s THEN h.all_but_last END AS parents
+    FROM numbered AS n, header AS h
+), ins AS (
+    INSERT INTO pgqueue.jobs (id, queue, task, status, flow_id, parent_ids, pending_parents,
+                              has_dependents, pass_result, attempts, started_at, finished_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT r.id, 'flows', %(task)s || CASE WHEN r.k = %(n)s THEN '_last' ELSE '' END,
+           CASE WHEN r.k <= %(done)s THEN 'succeeded' WHEN r.k = %(done)s + 1 THEN 'running'
+                WHEN r.parents IS NULL THEN 'queued' ELSE 'blocked' END,
+           r.flow, r.parents,
+           CASE WHEN r.parents IS NULL OR r.k <= %(done)s + 1 THEN 0
+                WHEN %(chain)s THEN 1 ELSE %(n)s - 1 - %(done)s END,
+           %(chain)s OR r.k < %(n)s, CASE WHEN r.parents IS NOT NULL THEN 'previous' END,
+           CASE WHEN r.k <= %(done)s + 1 THEN 1 ELSE 0 END,
+           CASE WHEN r.k <= %(done)s + 1 THEN now() END, CASE WHEN r.k <= %(done)s THEN now() END
+    FROM rows AS r
+    RETURNING id, parent_ids
+)
+INSERT INTO pgqueue.job_dependencies (parent_id, child_id)
+SELECT unnest(parent_ids), id FROM ins WHERE parent_ids IS NOT NULL
+"""
+
+
+def load_flows(conn: psycopg.Connection[Any]) -> None:
+    """A chord of 10,000 jobs (9,000 succeeded, one running) and its callback; a
+    chain of 1,000 steps, half done."""
+    conn.execute(FLOW_SQL, {"n": 10_001, "chain": False, "done": 9_000, "task": "flows.fetch"})
+    conn.execute(FLOW_SQL, {"n": 1_000, "chain": True, "done": 500, "task": "flows.step"})
+
+
 def load(dsn: str, queued: int, finished: int, chunk: int = 500_000) -> float:
     """Fill the jobs table; returns the seconds it took."""
     t0 = time.perf_counter()
@@ -84,6 +133,7 @@ def load(dsn: str, queued: int, finished: int, chunk: int = 500_000) -> float:
                      "VALUES ('email', 50, 100)")  # fmt: skip
         conn.execute("INSERT INTO pgqueue.workers (id, hostname, pid, queues, concurrency) "
                      "VALUES ('bench-1', 'bench', 1, '{default,email}', 10)")  # fmt: skip
+        load_flows(conn)
         conn.execute("VACUUM ANALYZE pgqueue.jobs")
     return time.perf_counter() - t0
 
@@ -97,7 +147,11 @@ def pages(dsn: str) -> list[tuple[str, str]]:
         (queued_id,) = conn.execute(
             "SELECT id FROM pgqueue.jobs WHERE status = 'queued' AND queue = 'email' "
             "ORDER BY id DESC LIMIT 1").fetchone() or (1,)  # fmt: skip
+        flows = conn.execute("SELECT flow_id, count(*), max(id) FROM pgqueue.jobs"
+                             " WHERE flow_id IS NOT NULL GROUP BY flow_id"
+                             " ORDER BY count(*) DESC").fetchall()  # fmt: skip
     middle = max_id // 2
+    chord, chain = (flows[0], flows[1]) if len(flows) > 1 else ((0, 0, 0), (0, 0, 0))
     return [
         ("overview", "/"),
         ("jobs, newest", "/jobs"),
@@ -116,6 +170,12 @@ def pages(dsn: str) -> list[tuple[str, str]]:
         ("dead letters, queue=email", "/dead?queue=email"),
         ("dead letters, replay confirmation", "/dead?queue=email&confirm=replay"),
         ("dead letters, queue without dead jobs (worst case)", "/dead?queue=nosuch"),
+        ("flows", "/flows"),
+        (f"flow: chord of {chord[1] - 1:,} and its callback", f"/flows/{chord[0]}"),
+        ("flow: the chord's blocked jobs", f"/flows/{chord[0]}?status=blocked"),
+        (f"flow: chain of {chain[1]:,} steps (30 layers drawn)", f"/flows/{chain[0]}"),
+        ("flow: the chain's layers 481-510", f"/flows/{chain[0]}?layer=481"),
+        (f"job detail (the chord's callback: {chord[1] - 1:,} parents)", f"/jobs/{chord[2]}"),
     ]
 
 

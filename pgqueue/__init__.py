@@ -26,6 +26,7 @@ from pgqueue._errors import (
     WorkflowError,
 )
 from pgqueue._flows import FlowHandle
+from pgqueue._graph import FlowGraph, FlowNode, FlowSummary, JobGraph
 from pgqueue._hooks import Attempt, Middleware
 from pgqueue._job import Job
 from pgqueue._queues import QueueSettings
@@ -59,13 +60,17 @@ __all__ = [
     "DatabaseUnavailable",
     "DependencyError",
     "Discard",
+    "FlowGraph",
     "FlowHandle",
+    "FlowNode",
     "FlowNotFound",
+    "FlowSummary",
     "Group",
     "Job",
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobGraph",
     "JobNotFound",
     "JobSpec",
     "Middleware",

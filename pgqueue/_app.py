@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
 from pgqueue import _admin, _canvas, _enqueue, _flows, _inspect, _linked, _queues, _schedules, _wait
+from pgqueue._app_graph import GraphReads
 from pgqueue._app_workflows import WorkflowsMixin
 from pgqueue._core import DEFAULT_MAX_PAYLOAD, JobSpec, RetryPolicy
 from pgqueue._db import Database, DatabaseConfig
@@ -33,7 +34,7 @@ M = TypeVar("M")
 __all__ = ["JOBS_CHANNEL", "App"]
 
 
-class App(WorkflowsMixin):
+class App(WorkflowsMixin, GraphReads):
     """The entry point: declares tasks, enqueues and inspects jobs, runs workers.
 
     The DSN comes from ``dsn``, else ``$PGQUEUE_DSN``, else ``$DATABASE_URL``,

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "pgqueue._errors": 0, "pgqueue._core": 0, "pgqueue._cron": 0, "pgqueue._job": 0,
     "pgqueue._sql": 0, "pgqueue.sql": 0, "pgqueue._keys": 0, "pgqueue._schedule": 0,
     "pgqueue._protocols": 0, "pgqueue._spec": 0, "pgqueue._config": 0, "pgqueue._task": 0,
-    "pgqueue._dsn": 0, "pgqueue._hooks": 0, "pgqueue._canvas": 0,
+    "pgqueue._dsn": 0, "pgqueue._hooks": 0, "pgqueue._canvas": 0, "pgqueue._dag": 0,
     "pgqueue._workflow": 0,
     # ports
     "pgqueue._db": 1, "pgqueue._connection": 1, "pgqueue._registry": 1,
@@ -34,11 +34,12 @@ LAYERS: dict[str, int] = {
     "pgqueue._client": 2, "pgqueue._bulk": 2, "pgqueue._admin": 2, "pgqueue._queues": 2,
     "pgqueue._schedules": 2, "pgqueue._inspect": 2, "pgqueue._wait": 2, "pgqueue._context": 2,
     "pgqueue._eager": 2, "pgqueue._linked": 2, "pgqueue._flows": 2,
-    "pgqueue._enqueue": 2, "pgqueue._workflows": 2, "pgqueue._replay": 2,
+    "pgqueue._enqueue": 2, "pgqueue._workflows": 2, "pgqueue._replay": 2, "pgqueue._graph": 2,
     # runtime
     "pgqueue.worker": 3, "pgqueue.maintenance": 3, "pgqueue.metrics": 3,
     # the facade, and what is built on it
-    "pgqueue._app": 4, "pgqueue._app_workflows": 4, "pgqueue": 4, "pgqueue._demo": 5,
+    "pgqueue._app": 4, "pgqueue._app_workflows": 4, "pgqueue._app_graph": 4, "pgqueue": 4,
+    "pgqueue._demo": 5,
     # the command line: over the public API, integrations included (`pgqueue web`)
     "pgqueue.cli": 7, "pgqueue.__main__": 7,
 }  # fmt: skip

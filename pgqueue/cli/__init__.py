@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 # Command modules register themselves on `cli` when imported.
-from pgqueue.cli import _admin, _bench, _cron, _demo, _ops, _web, _worker, _workflows  # noqa: F401
+from pgqueue.cli import _admin, _bench, _cron, _demo, _flows, _ops, _web, _worker, _workflows  # noqa: F401
 from pgqueue.cli._base import cli, run
 
 __all__ = ["cli", "main"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -171,12 +172,28 @@ def jobs_list(
 @jobs_cli.command("show")
 def jobs_show(
     job_id: Annotated[int, typer.Argument(help="Job id.")],
+    graph_limit: Annotated[
+        int, typer.Option(help="Parents and children listed (all are counted).")
+    ] = 10,
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Everything about one job, with every error and its traceback."""
-    job = _job_dict(plain_app(dsn).get_job(job_id))
+    """Everything about one job, every error with its traceback, and its graph
+    (parents and children, with their statuses) when it is part of a flow."""
+    from pgqueue.cli._graph_text import job_graph_lines
+
+    if graph_limit < 1:
+        raise fail("--graph-limit must be at least 1")
+    app = plain_app(dsn)
+    job = _job_dict(app.get_job(job_id))
+    graph = app.job_graph(job_id, limit=graph_limit)
+    lines = job_graph_lines(graph)
     if as_json:
+        if lines:
+            job["graph"] = {"flow_id": graph.job.flow_id, "parent_counts": graph.parent_counts,
+                            "parents": [asdict(p) for p in graph.parents],
+                            "child_counts": graph.child_counts,
+                            "children": [asdict(c) for c in graph.children]}  # fmt: skip
         emit_json(job)
         return
     for key, value in job.items():
@@ -188,6 +205,10 @@ def jobs_show(
         echo(f"\n--- attempt {entry.get('attempt')} at {entry.get('at')}: {entry.get('error')}")
         if entry.get("traceback"):
             echo(entry["traceback"].rstrip())
+    if lines:
+        echo("")
+        for line in lines:
+            echo(line)
 
 
 @cli.command()

@@ -188,7 +188,9 @@ LIMIT %(limit)s
 SELECT j.id, j.queue, j.task, j.args, j.kwargs, j.priority, j.status, j.run_at,
        j.attempts, j.max_attempts, j.leased_until, j.worker_id, j.unique_key,
        j.created_at, j.started_at, j.finished_at, j.last_error, j.errors, j.result,
-       j.progress, j.cancel_requested, j.meta, now() AS now,
+       j.progress, j.cancel_requested, j.meta, now() AS now, j.flow_id,
+       coalesce(j.parent_ids, '{}'::bigint[]) AS parent_ids, j.pending_parents,
+       coalesce(j.on_parent_failure, 'cancel') AS on_parent_failure,
        coalesce(q.paused, false) AS queue_paused, q.max_running, q.rate_limit,
        coalesce(q.rate_period, 1) AS rate_period, q.rate_window_start, q.rate_window_count,
        (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS r

@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pgqueue import App, DatabaseUnavailable
-from pgqueue.web import _actions, _pages
+from pgqueue.web import _actions, _flows, _pages
 from pgqueue.web._render import Dashboard
 from pgqueue.web._security import Auth, AuthMiddleware, basic_auth, parse_basic_auth
 
@@ -43,11 +43,14 @@ def asgi_app(app: App, auth: Auth | None = None, read_only: bool = False) -> Sta
         Route("/", _pages.overview),
         Route("/jobs", _pages.jobs),
         Route("/jobs/{job_id:int}", _pages.job),
+        Route("/flows", _flows.flows),
+        Route("/flows/{flow_id:int}", _flows.flow),
         Route("/queues", _pages.queues),
         Route("/schedules", _pages.schedules),
         Route("/workers", _pages.workers),
         Route("/dead", _pages.dead),
         Route("/actions/jobs", post(_actions.jobs_action, "/jobs"), methods=["POST"]),
+        Route("/actions/flows", post(_actions.flow_action, "/flows"), methods=["POST"]),
         Route("/actions/queues", post(_actions.queue_action, "/queues"), methods=["POST"]),
         Route("/actions/schedules", post(_actions.schedule_action, "/schedules"),
               methods=["POST"]),

@@ -1,4 +1,4 @@
-"""The actions (POST): retry, cancel, replay, purge, queue controls, schedules.
+"""The actions (POST): retry, cancel, cancel a flow, replay, purge, queue controls, schedules.
 
 Every action is a POST carrying this browser's CSRF token, refused in
 read-only mode, and done through the public ``App`` API (its ``_async``
@@ -142,6 +142,19 @@ async def dead_action(app: App, form: Form) -> str:
                                   task=filters["task"])  # fmt: skip
         return f"purged {n} dead job(s)"
     raise ValueError(f"unknown dead-letter action {action!r}")
+
+
+async def flow_action(app: App, form: Form) -> str:
+    """Cancel every unfinished job of a flow (``FlowHandle.cancel``)."""
+    text = _field(form, "flow")
+    if not text.isdigit():
+        raise ValueError("no flow given")
+    if _field(form, "action") != "cancel":
+        raise ValueError(f"unknown flow action {_field(form, 'action')!r}")
+    flow = await app.get_flow_async(int(text))
+    out = await flow.cancel_async()
+    return (f"flow {flow.id}: cancelled {len(out['cancelled'])} job(s), asked workers to stop "
+            f"{len(out['requested'])} running job(s)")  # fmt: skip
 
 
 def endpoint(action: Callable[[App, Form], Awaitable[str]], default: str) -> Any:

@@ -13,10 +13,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pgqueue._db import Operation, Statement
+from pgqueue._graph import JobGraph, job_graph
 from pgqueue._sql import query
 
 CAP = 10_000  # exact counts up to this many rows per queue and state
 PAGE = 50  # jobs per page
+GRAPH_AROUND = 12  # parents and children listed on a job's page (all are counted)
 STATES = ("ready", "scheduled", "running", "retrying", "dead")
 SAMPLE_ROWS = 30_000  # rows a count estimate samples (block sampling: a few hundred pages)
 STATUSES = ("queued", "blocked", "running", "succeeded", "failed", "dead", "cancelled")
@@ -221,7 +223,9 @@ def job_detail(job_id: int) -> Operation[dict[str, Any] | None]:
     if not rows:
         return None
     job: dict[str, Any] = rows[0]
-    job["why"] = why_not_running(job)
+    graph = yield from job_graph(job_id, limit=GRAPH_AROUND)
+    job["graph"] = graph if (graph.job.parent_ids or graph.children or job["flow_id"]) else None
+    job["why"] = why_not_running(job, graph)
     job["timeline"] = timeline(job)
     # A workflow's step log (none for other jobs), and what a suspended one waits for.
     job["steps"] = yield Statement(query("workflow_steps"), {"id": job_id}, rows="dict")
@@ -246,7 +250,7 @@ def workflow_wait(job: dict[str, Any]) -> str | None:
     return None
 
 
-def why_not_running(job: dict[str, Any]) -> list[str]:
+def why_not_running(job: dict[str, Any], graph: JobGraph | None = None) -> list[str]:
     """Every reason the job is not running now (empty when it is, or is finished)."""
     now: datetime = job["now"]
     status = job["status"]
@@ -254,10 +258,10 @@ def why_not_running(job: dict[str, Any]) -> list[str]:
         until = job["leased_until"]
         holder = job["worker_id"] or "?"
         return [f"running: lease held by worker {holder} until {_ts(until)}"]
-    if status not in ("queued", "failed"):
+    if status not in ("queued", "failed", "blocked"):
         return []
-    reasons = []
-    if job["run_at"] > now:
+    reasons = blocked_reasons(job, graph) if status == "blocked" else []
+    if status != "blocked" and job["run_at"] > now:
         what = "waiting to retry" if status == "failed" else "scheduled"
         reasons.append(f"{what}: run_at {_ts(job['run_at'])} is in the future "
                        f"(in {_age((job['run_at'] - now).total_seconds())})")  # fmt: skip
@@ -274,9 +278,27 @@ def why_not_running(job: dict[str, Any]) -> list[str]:
                            f"per {job['rate_period']:g}s; the window ends {_ts(ends)}")  # fmt: skip
     if not job["queue_workers"]:
         reasons.append(f"no live worker serves queue {job['queue']}")
-    if not reasons:
+    if not reasons and status != "blocked":
         reasons.append("ready: the next free worker slot on this queue claims it "
                        "(jobs of higher priority or older run_at go first)")  # fmt: skip
+    return reasons
+
+
+def blocked_reasons(job: dict[str, Any], graph: JobGraph | None) -> list[str]:
+    """Why a blocked job waits: which parents, and what their failure would do."""
+    total = len(job["parent_ids"])
+    pending = job["pending_parents"]
+    waiting = [p for p in graph.parents if p.status not in FINISHED] if graph else []
+    named = ", ".join(f"#{p.id} {p.task} ({p.status})" for p in waiting[:5])
+    more = pending - min(len(waiting), 5)
+    reasons = [f"blocked: waiting on {pending:,} of its {total:,} parent job(s) to finish"
+               + (f": {named}" if named else "") + (f" and {more:,} more" if more > 0 else "")]
+    if job["on_parent_failure"] == "run":
+        reasons.append("it runs once they have finished, even if one fails "
+                       "(on_parent_failure='run')")  # fmt: skip
+    else:
+        reasons.append("it runs once they have all succeeded; if one ends dead or cancelled, "
+                       "this job is cancelled")  # fmt: skip
     return reasons
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue.web import _charts, _data
+from pgqueue.web import _charts, _data, _flows
 from pgqueue.web._render import Dashboard, sql_of
 
 
@@ -49,8 +49,14 @@ async def job(request: Request) -> Response:
     row = await dash.run(_data.job_detail(job_id))
     if row is None:
         return dash.error(request, 404, f"no job with id {job_id}")
-    return dash.page(request, "job.html", f"Job {job_id}", {"job": row},
-                     sql=sql_of("web_job", "workflow_steps"))
+    graph = row["graph"]
+    svg = None
+    if graph is not None:
+        base = request.scope.get("root_path", "").rstrip("/")
+        svg = _flows.around_svg(graph, base)
+    return dash.page(request, "job.html", f"Job {job_id}", {"job": row}, graph_svg=svg,
+                     sql=sql_of("web_job", "workflow_steps", "graph_job", "graph_parents",
+                                "graph_children"))  # fmt: skip
 
 
 async def queues(request: Request) -> Response:

@@ -24,7 +24,7 @@ from pgqueue.web._security import CSRF_FIELD, csrf_token, set_csrf_cookie
 
 T = TypeVar("T")
 
-NAV = (("/", "Overview"), ("/jobs", "Jobs"), ("/queues", "Queues"),
+NAV = (("/", "Overview"), ("/jobs", "Jobs"), ("/flows", "Flows"), ("/queues", "Queues"),
        ("/schedules", "Schedules"), ("/workers", "Workers"), ("/dead", "Dead letters"))  # fmt: skip
 
 
