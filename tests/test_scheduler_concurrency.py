@@ -38,8 +38,16 @@ def spawn(dsn: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "pgqueue", "scheduler", "--dsn", dsn, "--poll-interval", "0.5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
+
+
+def wait_ready(proc: subprocess.Popen[bytes]) -> None:
+    """Until the scheduler says it runs: its SIGTERM handler is installed by then (on a
+    loaded machine a process restarted seconds ago may still be importing)."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert b"pgqueue scheduler running" in line, (line, proc.poll())
 
 
 @pytest.fixture
@@ -89,6 +97,8 @@ def test_killed_and_restarted_schedulers_enqueue_each_fire_exactly_once(
                     procs[i] = spawn(clean_db)
         time.sleep(max(0.0, RUN_SECONDS - (time.monotonic() - t0)))
         stopped_at = db_now(clean_db)
+        for p in procs:
+            wait_ready(p)
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
