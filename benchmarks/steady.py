@@ -14,9 +14,10 @@ With about 4,000 jobs always waiting, pickup latency is mostly queueing
 (Little's law: waiting / rate); it is the same shape for every system.
 
 Peers: PgQueuer (asyncpg driver, ``max_concurrent_tasks`` = the
-concurrency, ``batch_size`` half of it, the most it allows), procrastinate (async task, ``concurrency``), Celery on
-Redis (``benchmarks/suite/peers/celery_peer.py`` says which documented
-settings and why). A peer that cannot run here is reported as such.
+concurrency, ``batch_size`` half of it, the most it allows), procrastinate
+(async task, ``concurrency``), Celery on Redis
+(``benchmarks/suite/peers/celery_peer.py`` says which documented settings
+and why). A peer that cannot run here is reported as such.
 """
 
 from __future__ import annotations
@@ -33,8 +34,16 @@ import psycopg
 
 from benchmarks._db import server_dsn
 from benchmarks.load import (
-    QUEUE, TARGET_WAITING, ProducerProcess, cell, group_cpu, machine_note, one, running,
-    verdict, write,
+    QUEUE,
+    TARGET_WAITING,
+    ProducerProcess,
+    cell,
+    group_cpu,
+    machine_note,
+    one,
+    running,
+    verdict,
+    write,
 )  # fmt: skip
 from benchmarks.suite import db
 from benchmarks.suite.procs import WorkerProcess
@@ -76,7 +85,8 @@ def worker_config(name: str, concurrency: int, dsn: str) -> dict[str, Any]:
     if name == "pgqueuer":
         # PgQueuer requires max_concurrent_tasks >= 2 x batch_size.
         return {"dsn": dsn, "burst": False, "driver": "asyncpg",
-                "batch_size": max(1, concurrency // 2), "max_concurrent_tasks": concurrency}  # fmt: skip
+                "batch_size": max(1, concurrency // 2),
+                "max_concurrent_tasks": concurrency}  # fmt: skip
     return {"dsn": dsn, "burst": False, "concurrency": concurrency}
 
 

@@ -2,10 +2,12 @@
 
 KIND: ``pgqueue`` (``app.run_worker``; ``processes`` > 1 is pgqueue's own
 supervisor), ``ceiling`` (the plain SQL loop), ``procrastinate``,
-``pgqueuer``, ``celery`` (Celery's own worker on a Redis broker), ``producer``
-(the load workloads' producer, ``benchmarks/load.py``). CONFIG: a JSON object with at least ``dsn`` and ``burst``
-(exit once the queue is empty); ``claim_log``: a file each claim's duration
-is appended to; ``options``: further ``WorkerConfig`` settings. Started and stopped by ``procs.py``.
+``pgqueuer``, ``celery`` (Celery's own worker on a Redis broker),
+``producer`` (the load workloads' producer, ``benchmarks/load.py``).
+CONFIG: a JSON object with at least ``dsn`` and ``burst`` (exit once the
+queue is empty); ``claim_log``: a file each claim's duration is appended
+to; ``options``: further ``WorkerConfig`` settings. Started and stopped by
+``procs.py``.
 """
 
 from __future__ import annotations
