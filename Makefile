@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VENV_DJANGO6 := .venv-django6
 LINT_PATHS := $(wildcard pgqueue tests benchmarks migrations)
 
-.PHONY: install test lint demo bench bench-web clean distclean
+.PHONY: install test lint demo bench bench-web bench-load bench-long clean distclean
 
 # The virtualenv, and an editable install redone only when pyproject.toml changes.
 $(BIN)/python:
@@ -39,6 +39,26 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 	$(MAKE) bench-web
+	$(MAKE) bench-load
+
+# The load workloads at the issue's sizes that fit about 35 minutes: steady state
+# (pgqueue, PgQueuer, procrastinate, Celery on Redis; concurrency 16 and 64; 30 s
+# warm-up + 180 s each, ~30 min), single async enqueue (~2 min), overload (1.5x the
+# measured maximum for 5 minutes, then 1x until drained, ~8-15 min).
+# Reports: benchmarks/results/<date>-{steady,enqueue-async,overload}.md.
+bench-load: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.steady
+	$(BIN)/python -m benchmarks.enqueue_async --profile
+	$(BIN)/python -m benchmarks.overload
+
+# The long ones (about 90 minutes, on a quiet machine): the pinned horizon, both
+# forms, 60 s clean + 10 minutes pinned + 60 s recovery at 800 jobs/s offered, then
+# the same at maximum throughput (--topup); the 30-minute soak with the pruner on a
+# 60 s retention. Reports: benchmarks/results/<date>-{horizon,horizon-max,soak}.md.
+bench-long: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.horizon
+	$(BIN)/python -m benchmarks.horizon --topup 4000 --tag max
+	$(BIN)/python -m benchmarks.soak
 
 # Dashboard server time per page on 1,000,000 queued + 5,000,000 finished jobs
 # (about 2 minutes, most of it loading the rows). Report: benchmarks/results/<date>-web.md.
