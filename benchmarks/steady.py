@@ -150,6 +150,9 @@ def run_pg(name: str, server: str, concurrency: int, s: Settings) -> dict[str, A
             with Measured(worker, producer) as m:
                 waiting = watch(s.measure, worker, producer, sample=producer_waiting(name, conn))
             server1 = one(conn, "SELECT clock_timestamp()")
+        # Fresh statistics for the read-back joins (a peer's event log has grown by
+        # millions of rows unanalysed; a nested loop over it takes minutes).
+        db.execute(dsn, "ANALYZE")
         completed, _ = system.span(dsn, server0, server1)
         return {**m.figures(completed), **system.pickup(dsn, server0, server1),
                 "waiting_mean": round(sum(waiting) / len(waiting)) if waiting else None}
