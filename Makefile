@@ -30,7 +30,9 @@ demo: $(STAMP)
 	$(BIN)/pgqueue demo
 
 # The whole suite (< 10 minutes): pgqueue, PostgreSQL's ceiling and the peers;
-# installs the `bench` extra first. Report: benchmarks/results/<date>.md.
+# installs the `bench` extra first. Report: benchmarks/results/<date>.md. Then the
+# dashboard pages (bench-web, ~2 min) and the load workloads (bench-load, ~45 min):
+# about an hour in all. The 10-minute pins and the 30-minute soak: bench-long.
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
@@ -41,10 +43,10 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(MAKE) bench-web
 	$(MAKE) bench-load
 
-# The load workloads at the issue's sizes that fit about 35 minutes: steady state
+# The load workloads at the issue's sizes (about 45 minutes): steady state
 # (pgqueue, PgQueuer, procrastinate, Celery on Redis; concurrency 16 and 64; 30 s
 # warm-up + 180 s each, ~30 min), single async enqueue (~2 min), overload (1.5x the
-# measured maximum for 5 minutes, then 1x until drained, ~8-15 min).
+# measured maximum for 5 minutes, then 1x until drained, ~8-17 min).
 # Reports: benchmarks/results/<date>-{steady,enqueue-async,overload}.md.
 bench-load: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.steady
