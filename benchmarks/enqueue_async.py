@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ def run(server: str, s: Settings, out: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         dsn = dbs.create("enqueue_async")
-        path = out / "enqueue-async-profile.txt" if s.profile else None
+        path = out / f"{date.today().isoformat()}-enqueue-async-profile.txt" if s.profile else None
         results["pgqueue"] = asyncio.run(pgqueue_run(dsn, s, path))
         peer = PgQueuerPeer()
         reason = peer.missing()
