@@ -50,7 +50,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 # Reports: benchmarks/results/<date>-{steady,enqueue-async,overload}.md.
 bench-load: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.steady
-	$(BIN)/python -m benchmarks.enqueue_async --profile
+	$(BIN)/python -m benchmarks.enqueue_async --profile --floor
 	$(BIN)/python -m benchmarks.overload
 
 # The long ones (about 90 minutes, on a quiet machine): the pinned horizon, both

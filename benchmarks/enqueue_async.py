@@ -10,7 +10,10 @@ connection (its fast driver) and on one psycopg async connection (the driver
 pgqueue uses). Client CPU: ``time.process_time()`` of this process over the
 loop (it runs nothing else), per job; rate: jobs over wall time. Each
 figure is the median of ``--runs`` runs. ``--profile``: pyinstrument over
-one more pgqueue run; its text report goes next to the results.
+one more pgqueue run; its text report goes next to the results. ``--floor``:
+the drivers alone on one connection (``SELECT 1``, a 0.5 ms ``pg_sleep``, an
+autocommit ``INSERT ... RETURNING``), psycopg async against asyncpg: what
+a statement costs the client before pgqueue adds anything.
 
 Targets (the issue's): pgqueue's client CPU per job at most PgQueuer's, and
 its rate at least 1.2x.
@@ -43,6 +46,7 @@ class Settings:
     jobs: int = 10_000
     runs: int = 3
     profile: bool = False
+    floor: bool = False
 
 
 QUICK = Settings(jobs=300, runs=1)
@@ -115,6 +119,37 @@ async def pgqueuer_run(dsn: str, s: Settings, driver: str) -> dict[str, Any]:
         await conn.close()
 
 
+FLOOR = (("SELECT 1", "SELECT 1"), ("pg_sleep 0.5 ms", "SELECT pg_sleep(0.0005)"),
+         ("INSERT RETURNING", "INSERT INTO floor (x) VALUES (1) RETURNING id"))  # fmt: skip
+
+
+async def driver_floor(dsn: str, s: Settings) -> dict[str, Any]:
+    """Client CPU per statement of each driver alone (see the module docstring)."""
+    import asyncpg
+
+    pconn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    aconn = await asyncpg.connect(dsn)
+    await pconn.execute("CREATE TABLE IF NOT EXISTS floor (id bigserial PRIMARY KEY, x int)")
+    out: dict[str, Any] = {}
+    try:
+        for label, sql in FLOOR:
+
+            async def p_loop(n: int, sql: str = sql) -> None:
+                for _ in range(n):
+                    await (await pconn.execute(sql)).fetchone()
+
+            async def a_loop(n: int, sql: str = sql) -> None:
+                for _ in range(n):
+                    await aconn.fetchval(sql)
+
+            out[label] = {"psycopg": await measure(p_loop, s.jobs, s.runs),
+                          "asyncpg": await measure(a_loop, s.jobs, s.runs)}  # fmt: skip
+    finally:
+        await pconn.close()
+        await aconn.close()
+    return out
+
+
 def run(server: str, s: Settings, out: Path) -> dict[str, Any]:
     from benchmarks.suite.peers.pgqueuer_peer import PgQueuerPeer
 
@@ -134,9 +169,12 @@ def run(server: str, s: Settings, out: Path) -> dict[str, Any]:
             peer_dsn = dbs.create(f"enqueue_async_pgqueuer_{driver}", migrate=False)
             peer.setup_schema(peer_dsn)
             results[key] = asyncio.run(pgqueuer_run(peer_dsn, s, driver))
+        floor = asyncio.run(driver_floor(dsn, s)) if s.floor and not reason else None
     finally:
         dbs.drop_all()
     report = {"settings": asdict(s), "machine": machine_note(), "results": results}
+    if floor:
+        report["floor"] = floor
     report["targets"] = targets(report)
     return report
 
@@ -177,6 +215,12 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "| target | value | verdict |", "|---|---|---|"]
     for t in r["targets"]:
         lines.append(f"| {t['target']} | {cell(t['value'])} | {verdict(t['met'])} |")
+    if r.get("floor"):
+        lines += ["", "The drivers alone (client CPU ms per statement, one connection):", "",
+                  "| statement | psycopg async | asyncpg |", "|---|---|---|"]
+        for label, v in r["floor"].items():
+            lines.append(f"| {label} | {v['psycopg']['cpu_ms_per_job']}"
+                         f" | {v['asyncpg']['cpu_ms_per_job']} |")  # fmt: skip
     prof = r["results"]["pgqueue"].get("profile")
     if prof:
         lines += ["", f"Profile of pgqueue's loop (pyinstrument): `{prof}`."]
@@ -190,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int)
     parser.add_argument("--runs", type=int)
     parser.add_argument("--profile", action="store_true", help="pyinstrument one pgqueue run")
+    parser.add_argument("--floor", action="store_true", help="the drivers alone, too")
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
     parser.add_argument("--tag", default="", help="suffix of the report's file name")
     args = parser.parse_args(argv)
@@ -198,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     base["profile"] = args.profile
+    base["floor"] = args.floor
     out = args.out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
     report = run(args.dsn or server_dsn(), Settings(**base), out)
