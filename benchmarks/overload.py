@@ -12,8 +12,9 @@ maximum for ``--overload`` seconds, then the base rate (1x: ``--base``,
 800 jobs/s, the rate of the issue's pinned-horizon runs) until the backlog
 is under 1,000 again or ``--after`` seconds have passed (default: twice the
 overload, the target). Sampled every second: jobs completed (by
-``finished_at``) and the backlog (offered minus completed; exact counts at
-the phase ends).
+``finished_at``) and the backlog (offered minus completed during the
+overload, re-based on an exact count at each phase start; counted exactly
+every second after it, which decides the drain time).
 
 Targets (the issue's): no collapse (here: the completion rate during the
 overload at least 90% of the measured maximum, in its last fifth as in its
@@ -77,10 +78,19 @@ class Series:
         self.completed = 0
         self.points: list[dict[str, float]] = []
 
-    def sample(self, phase: str) -> dict[str, float]:
+    def rebase(self) -> None:
+        """Make offered minus completed the exact backlog again (no point recorded)."""
+        self.completed = self.producer.offered - backlog(self.conn)
+
+    def sample(self, phase: str, exact: bool = False) -> dict[str, float]:
+        """One point; ``exact``: count the backlog instead of offered minus completed
+        (a completion batch that started before the last sample and committed after it
+        is never counted, so the estimate drifts up under load)."""
         t = time.monotonic()
         done, now = completed_since(self.conn, self.last)
         self.completed += done
+        if exact:
+            self.rebase()
         seconds = t - (self.points[-1]["_t"] if self.points else self.t0)
         self.last = now
         point = {"_t": t, "t": round(t - self.t0, 1), "phase": phase,
@@ -93,12 +103,13 @@ class Series:
 def run_phase(series: Series, phase: str, seconds: float, until_gone: bool = False) -> float:
     """Sample every second for ``seconds`` (or until the backlog is gone); the time taken."""
     t0 = time.monotonic()
+    series.rebase()  # each phase starts from an exact count
     while time.monotonic() - t0 < seconds:
         time.sleep(1.0)
-        point = series.sample(phase)
+        point = series.sample(phase, exact=until_gone)
         if series.producer.error is not None:
             raise RuntimeError(f"producer failed: {series.producer.error}")
-        if until_gone and point["backlog"] < GONE and backlog(series.conn) < GONE:
+        if until_gone and point["backlog"] < GONE:
             break
     return time.monotonic() - t0
 
