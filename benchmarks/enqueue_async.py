@@ -35,7 +35,7 @@ from typing import Any
 import psycopg
 
 from benchmarks._db import server_dsn
-from benchmarks.load import RESULTS, cell, machine_note, verdict, write
+from benchmarks.load import RESULTS, cell, machine_line, machine_note, verdict, write
 from benchmarks.suite import db
 
 Loop = Callable[[int], Awaitable[None]]
@@ -172,7 +172,7 @@ def run(server: str, s: Settings, out: Path) -> dict[str, Any]:
         floor = asyncio.run(driver_floor(dsn, s)) if s.floor and not reason else None
     finally:
         dbs.drop_all()
-    report = {"settings": asdict(s), "machine": machine_note(), "results": results}
+    report = {"settings": asdict(s), "machine": machine_note(server), "results": results}
     if floor:
         report["floor"] = floor
     report["targets"] = targets(report)
@@ -205,7 +205,7 @@ def markdown(r: dict[str, Any]) -> str:
                   " Figures from such runs are not the headline.", ""]  # fmt: skip
     lines += [
         f"{s['jobs']:,} awaited single enqueues per run, median of {s['runs']};"
-        f" {m['cores']} cores, load average at the end {m['loadavg']}.",
+        f" {machine_line(m)}",
         "", "| client | client CPU ms/job | jobs/s | status |", "|---|---|---|---|",
     ]  # fmt: skip
     for name, v in r["results"].items():

@@ -305,7 +305,7 @@ def run_form(server: str, form: str, settings: Settings) -> dict[str, Any]:
 
 def run(server: str, settings: Settings) -> dict[str, Any]:
     forms = [run_form(server, form, settings) for form in settings.forms]
-    return {"settings": asdict(settings), "forms": forms, "machine": machine_note()}
+    return {"settings": asdict(settings), "forms": forms, "machine": machine_note(server)}
 
 
 QUICK = Settings(rate=256.0, clean=3.0, pinned=4.0, recovery=3.0, concurrency=8,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.load import cell, mb, verdict, write
+from benchmarks.load import cell, machine_line, mb, verdict, write
 
 BACKLOG_LIMIT = 1_000
 P99_FACTOR = 10.0
@@ -70,9 +70,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{offered.capitalize()} (batches of 128, 256-byte payloads), one worker"
         f" at concurrency {s['concurrency']}; phases {s['clean']:.0f}/{s['pinned']:.0f}/"
         f"{s['recovery']:.0f} s"
-        + (f"; {machine['cores']} cores, load average at the end {machine['loadavg']}"
-           if machine else "")
-        + ". Buffers: shared buffers of the candidate scan of one claim of 32"
+        + (f"; {machine_line(machine)}" if machine else ".")
+        + " Buffers: shared buffers of the candidate scan of one claim of 32"
         " (EXPLAIN (ANALYZE, BUFFERS), rolled back), from the front of jobs_claim_idx"
         " and from the worker's bound.",
         "",

@@ -255,10 +255,32 @@ def _round(v: float | None) -> float | None:
 # -- reports ---------------------------------------------------------------------
 
 
-def machine_note() -> dict[str, Any]:
-    """What a reader needs to judge the figures: cores and load while they ran."""
-    return {"cores": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()],
-            "python": sys.version.split()[0]}  # fmt: skip
+SERVER_SETTINGS = ("server_version", "autovacuum", "synchronous_commit", "fsync")
+
+
+def machine_note(server: str | None = None) -> dict[str, Any]:
+    """What a reader needs to judge the figures: cores and load while they ran, and
+    the server settings that change them (autovacuum above all)."""
+    note: dict[str, Any] = {"cores": os.cpu_count(), "python": sys.version.split()[0],
+                            "loadavg": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    if server:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(server) as conn:
+            note["server"] = {k: one(conn, f"SHOW {k}") for k in SERVER_SETTINGS}
+    return note
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    """The report's sentence on the machine, with a warning when autovacuum is off."""
+    line = f"{m['cores']} cores, load average at the end {m['loadavg']}"
+    settings = m.get("server") or {}
+    if settings:
+        line += (f"; PostgreSQL {settings['server_version']}, synchronous_commit"
+                 f" {settings['synchronous_commit']}, autovacuum {settings['autovacuum']}")
+    line += "."
+    if settings.get("autovacuum") == "off":
+        line += (" **autovacuum is off on this server**: nothing removes dead tuples"
+                 " between phases, so sizes and dead tuples only grow.")
+    return line
 
 
 def write(name: str, report: dict[str, Any], markdown: Callable[[dict[str, Any]], str],

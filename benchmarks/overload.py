@@ -35,7 +35,17 @@ import psycopg
 from benchmarks import steady
 from benchmarks._db import fresh_database, server_dsn
 from benchmarks.horizon import Producer, backlog
-from benchmarks.load import QUEUE, RESULTS, cell, machine_note, one, sizes, verdict, write
+from benchmarks.load import (
+    QUEUE,
+    RESULTS,
+    cell,
+    machine_line,
+    machine_note,
+    one,
+    sizes,
+    verdict,
+    write,
+)
 from benchmarks.load_chart import draw
 from benchmarks.suite.procs import WorkerProcess
 
@@ -161,7 +171,7 @@ def run(server: str, s: Settings) -> dict[str, Any]:
     for p in points:
         p.pop("_t")
     return {
-        "settings": asdict(s) | {"after": after}, "machine": machine_note(),
+        "settings": asdict(s) | {"after": after}, "machine": machine_note(server),
         "max_rate": round(max_rate, 1), "offered_overload_per_s": round(offered_over / over, 1),
         "overload": summary(points, "overload"), "after": summary(points, "after"),
         "at_overload_end": at_end, "drain_seconds": round(drain, 1) if drained else None,
@@ -196,7 +206,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"One worker at concurrency {s['concurrency']}; maximum {r['max_rate']:,.0f} jobs/s"
         f" ({'given' if s['max_rate'] else 'measured'}); offered {s['factor']}x for"
         f" {s['overload']:.0f} s (actually offered {r['offered_overload_per_s']:,.0f}/s),"
-        f" then {s['base']:,.0f}/s. {m['cores']} cores, load average at the end {m['loadavg']}.",
+        f" then {s['base']:,.0f}/s. {machine_line(m)}",
         "",
         "| phase | completed/s (mean) | first fifth | last fifth | backlog max |",
         "|---|---|---|---|---|",

@@ -36,6 +36,7 @@ from benchmarks.load import (
     TARGET_WAITING,
     ProducerProcess,
     cell,
+    machine_line,
     machine_note,
     one,
     pgqueue_window,
@@ -102,7 +103,7 @@ def run(server: str, s: Settings) -> dict[str, Any]:
             final = minute(conn, end, -window)
     finally:
         dbs.drop_all()
-    return {"settings": asdict(s), "machine": machine_note(), "window_s": window,
+    return {"settings": asdict(s), "machine": machine_note(server), "window_s": window,
             "first": first, "last": final, "series": points}  # fmt: skip
 
 
@@ -140,7 +141,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"Steady state (~{s['target']:,} waiting, batches of 128, 256-byte payloads), one"
         f" worker at concurrency {s['concurrency']}, pruner retention {s['retention']:.0f} s,"
         f" {s['duration']:.0f} s after a {s['warmup']:.0f} s warm-up; a sample every"
-        f" {s['every']:.0f} s. {m['cores']} cores, load average at the end {m['loadavg']}.",
+        f" {s['every']:.0f} s. {machine_line(m)}",
         "",
         f"| window ({r['window_s']:.0f} s) | completed/s | pickup p50 ms | p95 | p99 |",
         "|---|---|---|---|---|",

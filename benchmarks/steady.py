@@ -39,6 +39,7 @@ from benchmarks.load import (
     ProducerProcess,
     cell,
     group_cpu,
+    machine_line,
     machine_note,
     one,
     running,
@@ -204,7 +205,7 @@ def run(server: str, s: Settings, say: Any = print) -> dict[str, Any]:
                 runs.append({**row, "status": "ok", **figures})
             except Exception as exc:  # one failing system must not sink the report
                 runs.append({**row, "status": f"failed: {type(exc).__name__}: {exc}"[:400]})
-    report = {"settings": asdict(s), "machine": machine_note(), "runs": runs}
+    report = {"settings": asdict(s), "machine": machine_note(server), "runs": runs}
     report["targets"] = targets(report)
     return report
 
@@ -246,7 +247,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         f"Producer keeps ~{s['target']:,} jobs waiting (batches of 128, 256-byte payloads);"
         f" one worker process; {s['warmup']:.0f} s warm-up, {s['measure']:.0f} s measured."
-        f" {m['cores']} cores, load average at the end {m['loadavg']}. Pickup: enqueue to"
+        f" {machine_line(m)} Pickup: enqueue to"
         " start (ms). CPU: ms of CPU per job (worker: every process of its group;"
         " producer: its process).",
         "",
