@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VENV_DJANGO6 := .venv-django6
 LINT_PATHS := $(wildcard pgqueue tests benchmarks migrations)
 
-.PHONY: install test lint demo bench bench-web bench-flows clean distclean
+.PHONY: install test lint demo bench bench-web bench-flows bench-load bench-long clean distclean
 
 # The virtualenv, and an editable install redone only when pyproject.toml changes.
 $(BIN)/python:
@@ -30,7 +30,9 @@ demo: $(STAMP)
 	$(BIN)/pgqueue demo
 
 # The whole suite (< 10 minutes): pgqueue, PostgreSQL's ceiling and the peers;
-# installs the `bench` extra first. Report: benchmarks/results/<date>.md.
+# installs the `bench` extra first. Report: benchmarks/results/<date>.md. Then the
+# dashboard pages (bench-web, ~2 min) and the load workloads (bench-load, ~45 min):
+# about an hour in all. The 10-minute pins and the 30-minute soak: bench-long.
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
@@ -40,6 +42,26 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 	$(MAKE) bench-web
 	$(MAKE) bench-flows
+	$(MAKE) bench-load
+
+# The load workloads at the issue's sizes (about 45 minutes): steady state
+# (pgqueue, PgQueuer, procrastinate, Celery on Redis; concurrency 16 and 64; 30 s
+# warm-up + 180 s each, ~30 min), single async enqueue (~2 min), overload (1.5x the
+# measured maximum for 5 minutes, then 1x until drained, ~8-17 min).
+# Reports: benchmarks/results/<date>-{steady,enqueue-async,overload}.md.
+bench-load: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.steady
+	$(BIN)/python -m benchmarks.enqueue_async --profile --floor
+	$(BIN)/python -m benchmarks.overload
+
+# The long ones (about 90 minutes, on a quiet machine): the pinned horizon, both
+# forms, 60 s clean + 10 minutes pinned + 60 s recovery at 800 jobs/s offered, then
+# the same at maximum throughput (--topup); the 30-minute soak with the pruner on a
+# 60 s retention. Reports: benchmarks/results/<date>-{horizon,horizon-max,soak}.md.
+bench-long: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.horizon
+	$(BIN)/python -m benchmarks.horizon --topup 4000 --tag max
+	$(BIN)/python -m benchmarks.soak
 
 # Dashboard server time per page on 1,000,000 queued + 5,000,000 finished jobs
 # (about 2 minutes, most of it loading the rows). Report: benchmarks/results/<date>-web.md.

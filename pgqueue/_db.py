@@ -21,7 +21,12 @@ import select
 import sys
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)  # fmt: skip
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +35,7 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
+from pgqueue._checkout import AsyncCheckout, Checkout
 from pgqueue._config import describe, resolve_dsn
 from pgqueue._connection import async_connection, sync_connection
 from pgqueue._dsn import scrub
@@ -265,35 +271,31 @@ class Database:
             return self.unavailable(exc)
         return self.unavailable(TimeoutError("timed out waiting for a connection"))
 
-    @contextmanager
-    def connection(self, connection: Any = None) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, connection: Any = None) -> AbstractContextManager[
+        psycopg.Connection[Any]
+    ]:  # fmt: skip
         """A pooled autocommit connection, or the caller's (joining its transaction)."""
         if connection is not None:
-            with self._mapped():
-                yield sync_connection(connection)
-            return
-        # The single-enqueue hot path: one context manager, no extra frames.
-        try:
-            with (self._pool or self.pool()).connection() as conn:
-                yield conn
-        except (psycopg.Error, PoolTimeout, OSError) as exc:
-            mapped = self._translated(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+            return self._adopted(connection)
+        # The single-enqueue hot path: getconn/putconn, no generator layers (_checkout).
+        return Checkout(self._pool or self.pool(), self._translated)
+
+    @contextmanager
+    def _adopted(self, connection: Any) -> Iterator[psycopg.Connection[Any]]:
+        with self._mapped():
+            yield sync_connection(connection)
+
+    def connection_async(self, connection: Any = None) -> AbstractAsyncContextManager[
+        psycopg.AsyncConnection[Any]
+    ]:  # fmt: skip
+        if connection is not None:
+            return self._adopted_async(connection)
+        return AsyncCheckout(self._pool_async, self.pool_async, self._translated)
 
     @asynccontextmanager
-    async def connection_async(
-        self, connection: Any = None
-    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if connection is not None:
-            with self._mapped():
-                yield await async_connection(connection)
-            return
-        apool = await self.pool_async()
+    async def _adopted_async(self, connection: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         with self._mapped():
-            async with apool.connection() as conn:
-                yield conn
+            yield await async_connection(connection)
 
     # -- operations ------------------------------------------------------------
 

@@ -37,3 +37,19 @@ def test_quick_run_reports_every_phase_and_completes_every_offered_job(
             assert phase["buffers_front"] is not None
     assert "| xid | pinned |" in table.read_text()
     assert "| rr | pinned |" in table.read_text()
+
+
+def test_maximum_throughput_form_tops_the_queue_up_and_judges_the_pinned_rate(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    args = ["--quick", "--dsn", pg_dsn, "--out", str(tmp_path), "--topup", "300",
+            "--forms", "xid", "--clean", "1.5", "--pinned", "2", "--recovery", "1.5",
+            "--tag", "max"]  # fmt: skip
+    assert horizon.main(args) == 0
+    (result,) = tmp_path.glob("*-horizon-max.json")
+    report = json.loads(result.read_text())
+    (form,) = report["forms"]
+    assert form["all_completed"] and form["offered"] > 0
+    assert max(p["backlog_max"] for p in form["phases"]) > 0  # the producer kept a queue
+    (target,) = report["targets"]
+    assert "maximum throughput" in target["target"] and target["value"] is not None

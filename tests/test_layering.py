@@ -27,7 +27,7 @@ LAYERS: dict[str, int] = {
     "pgqueue._dsn": 0, "pgqueue._hooks": 0, "pgqueue._canvas": 0, "pgqueue._dag": 0,
     "pgqueue._workflow": 0,
     # ports
-    "pgqueue._db": 1, "pgqueue._connection": 1, "pgqueue._registry": 1,
+    "pgqueue._db": 1, "pgqueue._checkout": 1, "pgqueue._connection": 1, "pgqueue._registry": 1,
     "pgqueue._embedded": 1, "pgqueue._migrate": 1, "pgqueue.migrate": 1,
     "pgqueue._testdb": 1,
     # operations

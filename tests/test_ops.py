@@ -15,7 +15,7 @@ import pytest
 import pgqueue
 from pgqueue._sql import query
 from pgqueue.cli._base import run
-from pgqueue.maintenance.pruner import Pruner
+from pgqueue.maintenance.pruner import CATCH_UP_DELAY, Pruner
 
 
 @pytest.fixture
@@ -107,6 +107,22 @@ def test_pruner_retention_defaults_and_overrides(app: pgqueue.App, clean_db: str
     later = datetime.now(timezone.utc) + timedelta(days=40)
     assert pruner.run_once(now=later) == 4
     assert statuses(clean_db) == {jobs[5]: "queued"}
+
+
+def test_a_pass_stopped_at_its_cap_asks_for_the_next_one_at_once(
+    app: pgqueue.App, clean_db: str
+) -> None:
+    t = app.task_ref("t")
+    jobs = [j.id for j in app.enqueue_many([t.job(i) for i in range(5)])]
+    set_finished(clean_db, "succeeded", jobs, timedelta(days=2))
+    pruner = Pruner(app.database, batch=2, max_batches=2)
+    try:
+        assert pruner.loop_pass() == CATCH_UP_DELAY  # 4 of 5 deleted, one left
+        assert len(statuses(clean_db)) == 1
+        assert pruner.loop_pass() is None  # the last one: back to the usual interval
+        assert statuses(clean_db) == {}
+    finally:
+        pruner.close()
 
 
 def test_pruning_under_load_loses_no_unfinished_job(app: pgqueue.App, clean_db: str) -> None:

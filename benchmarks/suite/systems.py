@@ -108,8 +108,31 @@ class System:
         count, seconds = rows[0] if rows else (0, None)
         return int(count or 0), (float(seconds) if seconds else None)
 
+    # SQL: one row per started job, ``q`` its enqueue and ``s`` its start (server clock).
+    pickup_sql = ""
+
     def latencies_ms(self, dsn: str, since: Any) -> list[float]:
-        raise NotImplementedError
+        """Enqueue-to-start waits (ms) of the jobs enqueued since ``since``."""
+        rows = db.execute(
+            dsn,
+            "SELECT extract(epoch FROM s - q)::float8 * 1000"
+            f" FROM ({self.pickup_sql}) AS p WHERE q >= %(since)s AND s IS NOT NULL",
+            {"since": since},
+        )
+        return [float(r[0]) for r in rows]
+
+    def pickup(self, dsn: str, start: Any, end: Any) -> dict[str, float | None]:
+        """p50/p95/p99 (ms) of the enqueue-to-start waits of jobs started in [start, end)."""
+        rows = db.execute(
+            dsn,
+            "SELECT percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP"
+            " (ORDER BY extract(epoch FROM s - q)::float8 * 1000)"
+            f" FROM ({self.pickup_sql}) AS p WHERE s >= %(start)s AND s < %(end)s",
+            {"start": start, "end": end},
+        )
+        cuts = (rows[0][0] if rows else None) or [None] * 3
+        return {f"pickup_{q}_ms": None if v is None else round(float(v), 2)
+                for q, v in zip(("p50", "p95", "p99"), cuts, strict=True)}  # fmt: skip
 
     def worker_kind(self) -> str:
         return self.name
@@ -214,14 +237,7 @@ class Pgqueue(System):
         count, seconds = rows[0] if rows else (0, None)
         return int(count or 0), (float(seconds) if seconds else None)
 
-    def latencies_ms(self, dsn: str, since: Any) -> list[float]:
-        rows = db.execute(
-            dsn,
-            "SELECT extract(epoch FROM started_at - created_at)::float8 * 1000"
-            " FROM pgqueue.jobs WHERE created_at >= %(since)s AND started_at IS NOT NULL",
-            {"since": since},
-        )
-        return [float(r[0]) for r in rows]
+    pickup_sql = "SELECT created_at AS q, started_at AS s FROM pgqueue.jobs"
 
 
 def all_systems() -> list[System]:

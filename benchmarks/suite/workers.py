@@ -2,9 +2,12 @@
 
 KIND: ``pgqueue`` (``app.run_worker``; ``processes`` > 1 is pgqueue's own
 supervisor), ``ceiling`` (the plain SQL loop), ``procrastinate``,
-``pgqueuer``. CONFIG: a JSON object with at least ``dsn`` and ``burst``
-(exit once the queue is empty); ``claim_log``: a file each claim's duration
-is appended to. Started and stopped by ``procs.py``.
+``pgqueuer``, ``celery`` (Celery's own worker on a Redis broker),
+``producer`` (the load workloads' producer, ``benchmarks/load.py``).
+CONFIG: a JSON object with at least ``dsn`` and ``burst`` (exit once the
+queue is empty); ``claim_log``: a file each claim's duration is appended
+to; ``options``: further ``WorkerConfig`` settings. Started and stopped by
+``procs.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def run_pgqueue(config: dict[str, Any]) -> int:
         time_claims(config["claim_log"])
     if config.get("max_tasks"):
         options["max_tasks"] = int(config["max_tasks"])
+    options.update(config.get("options") or {})
     code = app.run_worker(
         config.get("queues", ["bench"]),
         concurrency=int(config["concurrency"]),
@@ -52,6 +56,14 @@ def main(argv: list[str]) -> int:
         from benchmarks.suite.peers.pgqueuer_peer import run_worker as run_pgqueuer
 
         return run_pgqueuer(config)
+    if kind == "celery":
+        from benchmarks.suite.peers.celery_peer import run_worker as run_celery
+
+        return run_celery(config)
+    if kind == "producer":
+        from benchmarks.load import run_producer
+
+        return run_producer(config)
     raise SystemExit(f"unknown worker kind {kind!r}")
 
 

@@ -70,6 +70,8 @@ ALTER TABLE pgqueue.jobs
     ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
 
 CREATE INDEX jobs_flow_idx ON pgqueue.jobs (flow_id) WHERE flow_id IS NOT NULL;
+-- Blocked jobs per queue (queue_stats, the dashboard) without reading finished ones.
+CREATE INDEX jobs_blocked_idx ON pgqueue.jobs (queue) WHERE status = 'blocked';
 
 DROP INDEX pgqueue.jobs_unique_key_idx;
 CREATE UNIQUE INDEX jobs_unique_key_idx ON pgqueue.jobs (
@@ -352,6 +354,7 @@ CREATE UNIQUE INDEX jobs_unique_key_idx ON pgqueue.jobs (
     WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'failed');
 
 DROP INDEX pgqueue.jobs_flow_idx;
+DROP INDEX pgqueue.jobs_blocked_idx;
 ALTER TABLE pgqueue.jobs
     DROP COLUMN flow_id,
     DROP COLUMN parent_ids,

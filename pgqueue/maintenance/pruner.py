@@ -28,6 +28,7 @@ RETENTION = 86_400.0  # succeeded / cancelled: one day
 DEAD_RETENTION = 30 * 86_400.0  # dead: thirty days
 PRUNE_BATCH = 500  # rows per delete statement
 MAX_BATCHES = 200  # per pass, so one pass stays short under a large backlog
+CATCH_UP_DELAY = 0.1  # seconds before the next pass when one stopped at its cap
 LOCK_KEY = PRUNER_LOCK
 
 
@@ -54,12 +55,15 @@ class Pruner(Service):
         self.batch = batch
         self.max_batches = max_batches
         self.pruned = 0
+        self.capped = False  # the last pass stopped at max_batches: more has expired
 
-    def loop_pass(self) -> None:
+    def loop_pass(self) -> float | None:
         self.run_once()
+        return CATCH_UP_DELAY if self.capped else None
 
     def run_once(self, now: datetime | None = None) -> int:
         """One pass; returns the number of jobs deleted (0 if another pruner runs)."""
+        self.capped = False
         total = self.db.run(lambda conn: self._locked_pass(conn, now))
         if total:
             self.logger.info("event=prune deleted=%d", total)
@@ -102,4 +106,6 @@ class Pruner(Service):
                 total += deleted
                 if deleted < self.batch or self._stop.is_set():
                     break
+            else:
+                self.capped = True
         return total

@@ -104,6 +104,9 @@ FROM picked AS c
 
 -- name: queue_stats
 -- Per queue: counts by state and the age of the oldest ready job.
+-- One arm per partial index (jobs_claim_idx, jobs_blocked_idx, jobs_running_idx,
+-- jobs_dead_queue_idx, jobs_finished_idx for the last minute): finished jobs the
+-- retention keeps are not read.
 SELECT queue,
        count(*) FILTER (WHERE status = 'queued' AND run_at <= now()) AS queued,
        count(*) FILTER (WHERE status = 'queued' AND run_at > now()) AS scheduled,
@@ -111,13 +114,23 @@ SELECT queue,
        count(*) FILTER (WHERE status = 'running') AS running,
        count(*) FILTER (WHERE status = 'failed') AS retrying,
        count(*) FILTER (WHERE status = 'dead') AS dead,
-       count(*) FILTER (WHERE status = 'succeeded'
-                          AND finished_at > now() - interval '1 minute') AS done_last_minute,
+       count(*) FILTER (WHERE status = 'succeeded') AS done_last_minute,
        -- float8: extract() gives numeric, which reaches Python as a Decimal.
        extract(epoch FROM max(now() - run_at)
                FILTER (WHERE status IN ('queued', 'failed') AND run_at <= now()))::float8
            AS oldest_waiting_seconds
-FROM pgqueue.jobs
+FROM (
+    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status IN ('queued', 'failed')
+    UNION ALL
+    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'blocked'
+    UNION ALL
+    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'running'
+    UNION ALL
+    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'dead'
+    UNION ALL
+    SELECT queue, status, run_at FROM pgqueue.jobs
+    WHERE status = 'succeeded' AND finished_at > now() - interval '1 minute'
+) AS j
 GROUP BY queue
 ORDER BY queue
 

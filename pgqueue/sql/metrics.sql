@@ -1,6 +1,8 @@
 -- name: metrics_queues
 -- Per queue: waiting jobs (ready), scheduled, running, retrying, dead, oldest ready age.
--- Also the query to give KEDA's PostgreSQL scaler (see README).
+-- One arm per partial index (jobs_claim_idx, jobs_running_idx, jobs_dead_queue_idx):
+-- a single `status IN (...)` matches none of their predicates, and the scrape became
+-- a sequential scan of every finished job the retention keeps.
 SELECT queue,
        count(*) FILTER (WHERE status IN ('queued', 'failed') AND run_at <= now()) AS ready,
        count(*) FILTER (WHERE status = 'queued' AND run_at > now()) AS scheduled,
@@ -10,6 +12,11 @@ SELECT queue,
        coalesce(extract(epoch FROM now() - min(run_at)
                 FILTER (WHERE status IN ('queued', 'failed') AND run_at <= now())), 0)
            AS oldest_ready_seconds
-FROM pgqueue.jobs
-WHERE status IN ('queued', 'running', 'failed', 'dead')
+FROM (
+    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status IN ('queued', 'failed')
+    UNION ALL
+    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'running'
+    UNION ALL
+    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'dead'
+) AS j
 GROUP BY queue

@@ -126,16 +126,32 @@ class PgQueuerPeer(System):
         "SELECT created AS s FROM pgqueuer_log WHERE status = 'picked' AND created >= %(since)s"
     )
 
-    def latencies_ms(self, dsn: str, since: Any) -> list[float]:
-        rows = db.execute(
-            dsn,
-            "SELECT extract(epoch FROM p.created - q.created)::float8 * 1000"
-            " FROM pgqueuer_log AS q JOIN pgqueuer_log AS p"
-            "   ON p.job_id = q.job_id AND p.status = 'picked'"
-            " WHERE q.status = 'queued' AND q.created >= %(since)s",
-            {"since": since},
-        )
-        return [float(r[0]) for r in rows]
+    pickup_sql = (
+        "SELECT q.created AS q, p.created AS s FROM pgqueuer_log AS q JOIN pgqueuer_log AS p"
+        " ON p.job_id = q.job_id AND p.status = 'picked' WHERE q.status = 'queued'"
+    )
+
+
+class Feeder:
+    """The load producer's side (``benchmarks/load.py``): batches with a payload."""
+
+    def __init__(self, dsn: str, payload: str) -> None:
+        from pgqueuer.db import SyncPsycopgDriver
+        from pgqueuer.queries import SyncQueries
+
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.queries = SyncQueries(SyncPsycopgDriver(self.conn))
+        self.payload = payload.encode()
+
+    def enqueue(self, n: int) -> None:
+        self.queries.enqueue([ENTRYPOINT] * n, [self.payload] * n, [0] * n)
+
+    def waiting(self) -> int:
+        row = self.conn.execute("SELECT count(*) FROM pgqueuer WHERE status = 'queued'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 async def _worker(config: dict[str, Any]) -> None:
@@ -157,8 +173,10 @@ async def _worker(config: dict[str, Any]) -> None:
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, pgq.shutdown.set)
     mode = QueueExecutionMode.drain if config["burst"] else QueueExecutionMode.continuous
+    limit = config.get("max_concurrent_tasks")
     await pgq.run(
         batch_size=int(config["batch_size"]),
+        max_concurrent_tasks=int(limit) if limit else None,
         mode=mode,
         dequeue_timeout=timedelta(seconds=float(config.get("dequeue_timeout", 30))),
     )

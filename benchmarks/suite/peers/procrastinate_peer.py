@@ -34,6 +34,10 @@ def make_app(dsn: str) -> Any:
     async def noop() -> None:
         return None
 
+    @app.task(name="bench.sink")
+    async def sink(payload: str) -> None:
+        return None
+
     return app
 
 
@@ -112,16 +116,37 @@ class ProcrastinatePeer(System):
         "SELECT at AS s FROM procrastinate_events WHERE type = 'started' AND at >= %(since)s"
     )
 
-    def latencies_ms(self, dsn: str, since: Any) -> list[float]:
-        rows = db.execute(
-            dsn,
-            "SELECT extract(epoch FROM s.at - d.at)::float8 * 1000"
-            " FROM procrastinate_events AS d JOIN procrastinate_events AS s"
-            "   ON s.job_id = d.job_id AND s.type = 'started'"
-            " WHERE d.type = 'deferred' AND d.at >= %(since)s",
-            {"since": since},
-        )
-        return [float(r[0]) for r in rows]
+    pickup_sql = (
+        "SELECT d.at AS q, s.at AS s FROM procrastinate_events AS d"
+        " JOIN procrastinate_events AS s ON s.job_id = d.job_id AND s.type = 'started'"
+        " WHERE d.type = 'deferred'"
+    )
+
+
+class Feeder:
+    """The load producer's side (``benchmarks/load.py``): batches with a payload."""
+
+    def __init__(self, dsn: str, payload: str) -> None:
+        import psycopg
+
+        self.app = make_app(dsn)
+        self.app.open()
+        self.task = self.app.tasks["bench.sink"]
+        self.payload = payload
+        self.conn = psycopg.connect(dsn, autocommit=True)
+
+    def enqueue(self, n: int) -> None:
+        self.task.batch_defer(*[{"payload": self.payload} for _ in range(n)])
+
+    def waiting(self) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self.app.close()
+        self.conn.close()
 
 
 def run_worker(config: dict[str, Any]) -> int:
