@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VENV_DJANGO6 := .venv-django6
 LINT_PATHS := $(wildcard pgqueue tests benchmarks migrations)
 
-.PHONY: install test lint demo bench bench-web clean distclean
+.PHONY: install test lint demo bench bench-web chaos clean distclean
 
 # The virtualenv, and an editable install redone only when pyproject.toml changes.
 $(BIN)/python:
@@ -44,6 +44,12 @@ bench: $(STAMP) $(BENCH_STAMP)
 # (about 2 minutes, most of it loading the rows). Report: benchmarks/results/<date>-web.md.
 bench-web: $(STAMP)
 	$(BIN)/python -m benchmarks.web_pages
+
+# Fault injection at full size (100,000 jobs, about 10 minutes, root for the network
+# partition): a cluster of its own, real worker processes, every scenario in turn.
+# Exits non-zero when a check fails. Report: benchmarks/results/<date>-chaos.md/.json.
+chaos: $(STAMP)
+	$(BIN)/python -m benchmarks.chaos
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
