@@ -1,12 +1,13 @@
 """The chaos harness (``make chaos``) at its bounded CI size: ``--quick``.
 
-One run (a few hundred jobs, about a minute) on a PostgreSQL cluster of the
-harness's own, never the shared server: worker SIGKILLs, a crash restart and a
-clean one, a ``pg_terminate_backend`` storm, a read-only spell, a network
-partition when ``ip netns`` works here (root), and four cron schedulers killed at
-random throughout. Each test reads one check of the run's JSON report, which the
-harness computed from the database and the effect tables. Recovery times are
-measured and reported, not asserted here (timing belongs to ``benchmarks/``).
+One run (500 jobs, about a minute) on a PostgreSQL cluster of the harness's
+own, never the shared server: worker SIGKILLs, a crash restart, a
+``pg_terminate_backend`` storm, a read-only spell, a network partition when
+``ip netns`` works here (root), and four cron schedulers killed at random
+throughout (the clean restarts and connection exhaustion run at full size
+only). Each test reads one check of the run's JSON report, which the harness
+computed from the database and the effect tables. Recovery times are measured
+and reported, not asserted here (timing belongs to ``benchmarks/``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def check(run: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_every_fault_was_injected(run: dict[str, Any]) -> None:
     kinds = {f["kind"] for f in run["faults"]}
-    assert {"restart-immediate", "restart-fast", "terminate-storm", "read-only"} <= kinds
+    assert {"restart-immediate", "terminate-storm", "read-only"} <= kinds
     assert kinds & {"sigkill-worker", "sigkill-child"}
     assert run["scenarios"]["terminate"]["backends_terminated"] > 0
     assert run["checks"]["cron"]["scheduler_kills"] > 0

@@ -28,7 +28,10 @@ from typing import Any
 
 import psycopg
 
-RUN_TASKS = ("chaos.alo", "chaos.tx", "chaos.tick", "chaos.fence_alo", "chaos.fence_tx")
+STREAM = ["chaos.alo", "chaos.tx", "chaos.alo_async", "chaos.tx_async"]
+TX = ["chaos.tx", "chaos.tx_async"]
+ALO = ["chaos.alo", "chaos.alo_async"]
+RUN_TASKS = (*STREAM, "chaos.tick", "chaos.fence_alo", "chaos.fence_tx")
 
 
 def _one(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> Any:
@@ -46,8 +49,8 @@ def lost(conn: psycopg.Connection[Any], produced_ids: list[int], total: int) -> 
                              " WHERE NOT EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.id = p.id)",
                        (produced_ids,))  # fmt: skip
     seqs = _one(conn, "SELECT count(DISTINCT (args->>0)::int) FROM pgqueue.jobs"
-                      " WHERE task IN ('chaos.alo', 'chaos.tx') AND status = 'succeeded'")
-    jobs = _one(conn, "SELECT count(*) FROM pgqueue.jobs WHERE task IN ('chaos.alo', 'chaos.tx')")
+                      " WHERE task = ANY(%s) AND status = 'succeeded'", (STREAM,))
+    jobs = _one(conn, "SELECT count(*) FROM pgqueue.jobs WHERE task = ANY(%s)", (STREAM,))
     not_succeeded = sum(r[1] for r in unfinished)
     return {
         "jobs_in_table": jobs,
@@ -63,23 +66,23 @@ def lost(conn: psycopg.Connection[Any], produced_ids: list[int], total: int) -> 
 
 def transactional(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     dup = _one(conn, "SELECT count(*) FROM (SELECT job_id FROM chaos.effects e JOIN pgqueue.jobs j"
-                     " ON j.id = e.job_id WHERE j.task = 'chaos.tx' GROUP BY job_id"
-                     " HAVING count(*) > 1) AS d")  # fmt: skip
-    missing = _one(conn, "SELECT count(*) FROM pgqueue.jobs j WHERE j.task = 'chaos.tx'"
+                     " ON j.id = e.job_id WHERE j.task = ANY(%s) GROUP BY job_id"
+                     " HAVING count(*) > 1) AS d", (TX,))  # fmt: skip
+    missing = _one(conn, "SELECT count(*) FROM pgqueue.jobs j WHERE j.task = ANY(%s)"
                          " AND j.status = 'succeeded' AND NOT EXISTS"
-                         " (SELECT 1 FROM chaos.effects e WHERE e.job_id = j.id)")  # fmt: skip
+                         " (SELECT 1 FROM chaos.effects e WHERE e.job_id = j.id)", (TX,))
     stale = _one(conn, "SELECT count(*) FROM chaos.effects e JOIN pgqueue.jobs j ON j.id = e.job_id"
-                       " WHERE j.task = 'chaos.tx' AND e.attempt <> j.attempts")  # fmt: skip
-    jobs = _one(conn, "SELECT count(*) FROM pgqueue.jobs WHERE task = 'chaos.tx'")
-    retried = _one(conn, "SELECT count(*) FROM pgqueue.jobs WHERE task = 'chaos.tx'"
-                         " AND attempts > 1")  # fmt: skip
+                       " WHERE j.task = ANY(%s) AND e.attempt <> j.attempts", (TX,))  # fmt: skip
+    jobs = _one(conn, "SELECT count(*) FROM pgqueue.jobs WHERE task = ANY(%s)", (TX,))
+    retried = _one(conn, "SELECT count(*) FROM pgqueue.jobs WHERE task = ANY(%s)"
+                         " AND attempts > 1", (TX,))  # fmt: skip
     return {"jobs": jobs, "jobs_with_more_than_one_attempt": retried, "duplicated": dup,
             "succeeded_without_effect": missing, "effect_not_from_last_attempt": stale,
             "ok": dup == 0 and missing == 0 and stale == 0}  # fmt: skip
 
 
 def at_least_once(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-    tasks = ["chaos.alo", "chaos.fence_alo"]
+    tasks = [*ALO, "chaos.fence_alo"]
     dup_jobs = _one(conn, "SELECT count(*) FROM (SELECT job_id FROM chaos.effects e"
                           " JOIN pgqueue.jobs j ON j.id = e.job_id WHERE j.task = ANY(%s)"
                           " GROUP BY job_id HAVING count(*) > 1) AS d", (tasks,))  # fmt: skip
@@ -98,9 +101,9 @@ def at_least_once(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         if r[2]:
             key = str(r[3]).split(":", 1)[0]
             reasons[key] = reasons.get(key, 0) + 1
-    missing = _one(conn, "SELECT count(*) FROM pgqueue.jobs j WHERE j.task = 'chaos.alo'"
+    missing = _one(conn, "SELECT count(*) FROM pgqueue.jobs j WHERE j.task = ANY(%s)"
                          " AND j.status = 'succeeded' AND NOT EXISTS (SELECT 1 FROM chaos.effects e"
-                         " WHERE e.job_id = j.id AND e.attempt = j.attempts)")  # fmt: skip
+                         " WHERE e.job_id = j.id AND e.attempt = j.attempts)", (ALO,))  # fmt: skip
     return {"jobs_with_duplicate_effects": dup_jobs, "extra_effects": len(extra),
             "explained": len(extra) - len(unexplained), "explained_by": reasons,
             "unexplained": len(unexplained), "unexplained_sample": unexplained[:10],

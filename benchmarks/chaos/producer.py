@@ -1,4 +1,5 @@
-"""The job stream: ``--jobs`` jobs, half ``chaos.alo`` and half ``chaos.tx``, enqueued
+"""The job stream: ``--jobs`` jobs, a quarter each of ``chaos.alo``, ``chaos.tx``,
+``chaos.alo_async`` and ``chaos.tx_async``, enqueued
 in small batches at a pace that spreads them over the planned run, so every
 fault finds work waiting and running.
 
@@ -14,9 +15,10 @@ from __future__ import annotations
 import threading
 import time
 
-from benchmarks.chaos.tasks import alo, app, tx
+from benchmarks.chaos.tasks import alo, alo_async, app, tx, tx_async
 
 BATCH_MAX = 500
+KINDS = (alo, tx, alo_async, tx_async)
 TICK = 0.1
 
 
@@ -47,7 +49,7 @@ class Producer(threading.Thread):
             n = min(left, BATCH_MAX, int(owed))
             if n > 0:
                 seqs = range(self.enqueued, self.enqueued + n)
-                specs = [alo.job(s) if s % 2 == 0 else tx.job(s) for s in seqs]
+                specs = [KINDS[s % 4].job(s) for s in seqs]
                 try:
                     jobs = app.enqueue_many(specs)
                 except Exception:

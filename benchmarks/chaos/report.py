@@ -63,7 +63,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"`{result['command']}`, {result['seconds']} s. **Verdict: {verdict}.**",
         "",
-        f"{plan['jobs']:,} jobs (half at-least-once, half transactional) drained by "
+        f"{plan['jobs']:,} jobs (half at least once, half transactional, each half sync and "
+        "async tasks) drained by "
         f"{plan['workers']} `pgqueue worker` commands x {plan['processes']} processes x "
         f"concurrency {plan['concurrency']}; lease {plan['lease']} s, rescuer every "
         f"{plan['rescue']} s (recovery bound {c['recovery']['bound_s']} s); PostgreSQL "

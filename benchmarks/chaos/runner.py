@@ -223,6 +223,11 @@ def run(plan: Plan, args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
             else:
                 f["recovery"] = recovery.server_recovery(conn, monitor, f["at"], f["back"],
                                                          ctx.bound)
+        kills = [f for f in ctx.faults if f["scenario"] == "sigkill"]
+        if "sigkill" in ctx.figures:
+            ctx.figures["sigkill"].update(
+                kills_that_orphaned_jobs=sum(1 for f in kills if f["recovery"]["orphans"]),
+                orphaned_jobs_rescued=sum(f["recovery"]["orphans"] for f in kills))
         for t in timeline:  # the work done while each scenario's faults were injected
             row = conn.execute("SELECT count(*) FROM pgqueue.jobs WHERE finished_at BETWEEN"
                                " to_timestamp(%s) AND to_timestamp(%s)",

@@ -9,6 +9,8 @@ task sleeps). Every execution that gets as far as its effect leaves one row in
   autocommit connection, so it survives whatever happens to the job afterwards.
 - ``chaos.tx``: transactional. The effect row is written on the job's
   connection and commits with the completion, or not at all.
+- ``chaos.alo_async`` / ``chaos.tx_async``: the same on the worker's event loop
+  (the async transactional path is a code path of its own).
 - ``chaos.fence_alo`` / ``chaos.fence_tx``: the partition scenario's jobs. Their
   first attempt (the partitioned worker's) waits for a release file that the
   harness creates once another worker has taken the job over and finished it;
@@ -18,6 +20,7 @@ task sleeps). Every execution that gets as far as its effect leaves one row in
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import threading
@@ -92,6 +95,44 @@ def tx(seq: int, connection: psycopg.Connection[Any]) -> dict[str, Any]:
     job = pgqueue.current_job()
     connection.execute(EFFECT, (job.id, job.attempt, os.getpid(), "tx"))
     _work()
+    return _me()
+
+
+_aconn: psycopg.AsyncConnection[Any] | None = None
+_alock: asyncio.Lock | None = None
+
+
+async def _write_own_async(sql: str, params: tuple[Any, ...]) -> None:
+    """One autocommit connection per worker process's event loop, one write at a time."""
+    global _aconn, _alock
+    if _alock is None:
+        _alock = asyncio.Lock()
+    async with _alock:
+        try:
+            if _aconn is None or _aconn.closed:
+                _aconn = await psycopg.AsyncConnection.connect(
+                    os.environ["PGQUEUE_DSN"], autocommit=True, connect_timeout=3)
+            await _aconn.execute(sql, params)
+        except psycopg.Error:
+            if _aconn is not None:
+                await _aconn.close()
+            _aconn = None
+            raise
+
+
+@app.task(name="chaos.alo_async", queue=QUEUE, max_attempts=50)
+async def alo_async(seq: int) -> dict[str, Any]:
+    await asyncio.sleep(random.uniform(0, WORK_MS) / 1000)
+    job = pgqueue.current_job()
+    await _write_own_async(EFFECT, (job.id, job.attempt, os.getpid(), "alo"))
+    return _me()
+
+
+@app.task(name="chaos.tx_async", queue=QUEUE, max_attempts=50, transactional=True)
+async def tx_async(seq: int, connection: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+    job = pgqueue.current_job()
+    await connection.execute(EFFECT, (job.id, job.attempt, os.getpid(), "tx"))
+    await asyncio.sleep(random.uniform(0, WORK_MS) / 1000)
     return _me()
 
 
