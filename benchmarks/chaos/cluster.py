@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class Namespace:
         """None when network namespaces can be made here, else the reason."""
         if os.geteuid() != 0:
             return "network namespaces need root"
+        if shutil.which("ip") is None:
+            return "no `ip` command (iproute2)"
         probe = f"pgqprobe{os.getpid()}"
         made = _ip("netns", "add", probe, check=False)
         if made.returncode != 0:

@@ -166,8 +166,10 @@ def run(plan: Plan, args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
     try:
         if ns is not None:
             ns.create()
+        # Room for every process's pools and task connections (about 25 per worker
+        # process), so that only the exhaustion scenario runs out of slots.
         cluster = ChaosCluster(rundir / "data", extra_addresses=(ns.host_addr,) if ns else (),
-                               hba_cidrs=(ns.cidr,) if ns else ())  # fmt: skip
+                               hba_cidrs=(ns.cidr,) if ns else (), max_connections=400)  # fmt: skip
         dsn = _migrate(cluster.start())
         from benchmarks.chaos.tasks import app
 

@@ -69,6 +69,20 @@ def _write_own(sql: str, params: tuple[Any, ...]) -> None:
         raise  # the attempt fails and is retried: that is what at-least-once means
 
 
+def _write_own_patiently(sql: str, params: tuple[Any, ...]) -> None:
+    """The zombie's late writes: retried through transient refusals for up to 30 s, so
+    its attempt does reach its completion (the thing the partition scenario tests)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _write_own(sql, params)
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 EFFECT = "INSERT INTO chaos.effects (job_id, attempt, pid, kind) VALUES (%s, %s, %s, %s)"
 MARK = "INSERT INTO chaos.marks (job_id, attempt, pid) VALUES (%s, %s, %s)"
 
@@ -149,8 +163,8 @@ def _hold(release: str) -> None:
 def fence_alo(release: str) -> dict[str, Any]:
     _hold(release)
     job = pgqueue.current_job()
-    _write_own(EFFECT, (job.id, job.attempt, os.getpid(), "alo"))
-    _write_own(MARK, (job.id, job.attempt, os.getpid()))
+    _write_own_patiently(EFFECT, (job.id, job.attempt, os.getpid(), "alo"))
+    _write_own_patiently(MARK, (job.id, job.attempt, os.getpid()))
     return _me()
 
 
@@ -160,7 +174,7 @@ def fence_tx(release: str, connection: psycopg.Connection[Any]) -> dict[str, Any
     connection.execute(EFFECT, (job.id, job.attempt, os.getpid(), "tx"))
     _hold(release)
     # On a connection of its own: the mark stays even when the completion is refused.
-    _write_own(MARK, (job.id, job.attempt, os.getpid()))
+    _write_own_patiently(MARK, (job.id, job.attempt, os.getpid()))
     return _me()
 
 
