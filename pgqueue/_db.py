@@ -36,6 +36,7 @@ from pgqueue._dsn import scrub
 from pgqueue._errors import ConfigurationError, DatabaseUnavailable, first_line
 
 T = TypeVar("T")
+POOL_RECONNECT_TIMEOUT = 1.0  # seconds a pool keeps retrying one failed connection attempt
 Rows = list[Any]
 
 # SQLSTATEs of a server that is there but cannot take writes or sessions right
@@ -215,9 +216,15 @@ class Database:
         # Autocommit: each pgqueue statement is its own transaction, one round
         # trip (no separate COMMIT). check=: a connection a server restart
         # killed is replaced before use, not handed out to fail once.
+        # reconnect_timeout: psycopg_pool retries a failed attempt after 1, 2, 4,
+        # 8... s and counts it as a connection meanwhile, so after a long outage
+        # (or a storm of terminated sessions) the pool would sleep on for seconds
+        # after the server is back; given up early, the next checkout starts a
+        # fresh attempt at once.
         return {
             "min_size": self.config.min_connections,
             "max_size": self.config.max_connections,
+            "reconnect_timeout": POOL_RECONNECT_TIMEOUT,
             "kwargs": {**self.connect_kwargs(), "autocommit": True},
             "open": False,
         }

@@ -1,0 +1,84 @@
+"""The pools come back as soon as the server does, however long it was away.
+
+psycopg_pool retries a failed connection attempt after 1, 2, 4, 8... seconds, and
+counts the pending attempt as one of the pool's connections: left as it is, a
+pool whose attempts failed through a 10-second outage waits until its next
+attempt, some 5 s after the server is back, and a task waiting for a pool
+connection meanwhile fails with ``PoolTimeout`` after 30 s (``make chaos`` found
+it: 19 s without a completion after a ``pg_terminate_backend`` storm). pgqueue's
+pools give up an attempt after ``POOL_RECONNECT_TIMEOUT`` instead, so the next
+checkout starts a fresh one at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+import psycopg_pool
+import pytest
+
+from pgqueue._db import Database, DatabaseConfig
+from pgqueue._embedded import LocalCluster
+
+OUTAGE = 10.0  # seconds: long enough for psycopg_pool's own backoff to reach 8 s
+
+
+def _outage(cluster: LocalCluster, use: Callable[[], None]) -> None:
+    """Stop the server, keep the pool trying (and failing) for OUTAGE, start it again."""
+    cluster.stop("fast")
+    deadline = time.monotonic() + OUTAGE
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
+            use()
+    cluster.start()
+
+
+def test_the_sync_pool_reconnects_at_once_after_an_outage(cluster: LocalCluster) -> None:
+    db = Database(DatabaseConfig(dsn=cluster.dsn, max_connections=2))
+    try:
+        with db.pool().connection() as conn:
+            conn.execute("SELECT 1")
+
+        def use() -> None:
+            with db.pool().connection(timeout=0.5) as c:
+                c.execute("SELECT 1")
+
+        _outage(cluster, use)
+        # Before the fix the pool's pending attempt slept on past the restart.
+        with db.pool().connection(timeout=3.0) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        db.close()
+
+
+def test_the_async_pool_reconnects_at_once_after_an_outage(cluster: LocalCluster) -> None:
+    async def main() -> None:
+        db = Database(DatabaseConfig(dsn=cluster.dsn, max_connections=2))
+        try:
+            pool = await db.pool_async()
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1")
+            cluster.stop("fast")
+            deadline = time.monotonic() + OUTAGE
+            while time.monotonic() < deadline:
+                with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
+                    async with pool.connection(timeout=0.5) as c:
+                        await c.execute("SELECT 1")
+            cluster.start()
+            async with pool.connection(timeout=3.0) as conn:
+                cur = await conn.execute("SELECT 1")
+                assert await cur.fetchone() == (1,)
+        finally:
+            await db.close_async()
+
+    asyncio.run(main())
+
+
+@pytest.fixture(autouse=True)
+def _server_back(cluster: LocalCluster) -> Iterator[None]:
+    yield
+    cluster.start()  # a failed test must not leave the shared test cluster down
