@@ -234,7 +234,7 @@ class Database:
         with self._lock:
             if self._pool is None:
                 pool: ConnectionPool[Any] = ConnectionPool(
-                    dsn, name="pgqueue", check=_check,
+                    dsn, name="pgqueue", check=_check, reconnect_failed=_regrow,
                     **self._pool_kwargs(),
                 )  # fmt: skip
                 pool.open()
@@ -250,7 +250,7 @@ class Database:
         if self._pool_async is None:
             dsn = await self.resolve_async()
             apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                dsn, name="pgqueue-async", check=_check_async,
+                dsn, name="pgqueue-async", check=_check_async, reconnect_failed=_regrow_async,
                 **self._pool_kwargs(),
             )  # fmt: skip
             await apool.open()
@@ -368,6 +368,17 @@ def _readable(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> b
         return True
     readable, _, _ = select.select([conn.fileno()], [], [], 0)
     return bool(readable)
+
+
+def _regrow(pool: ConnectionPool[Any]) -> None:
+    # A connection attempt was given up (POOL_RECONNECT_TIMEOUT). psycopg_pool
+    # grows a pool only from a new checkout, so clients already waiting would
+    # stay stranded until their timeout: check() starts a fresh attempt now.
+    pool.check()
+
+
+async def _regrow_async(pool: AsyncConnectionPool[Any]) -> None:
+    await pool.check()
 
 
 def _check(conn: psycopg.Connection[Any]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -76,6 +77,30 @@ def test_the_async_pool_reconnects_at_once_after_an_outage(cluster: LocalCluster
             await db.close_async()
 
     asyncio.run(main())
+
+
+def test_a_checkout_waiting_through_the_outage_gets_a_connection(cluster: LocalCluster) -> None:
+    # psycopg_pool grows only on a new checkout: once its attempts are given up, a
+    # client already waiting would wait out its whole timeout with the server back.
+    db = Database(DatabaseConfig(dsn=cluster.dsn, max_connections=1))
+    got: list[object] = []
+    try:
+        with db.pool().connection() as conn:
+            conn.execute("SELECT 1")
+        cluster.stop("fast")
+
+        def wait() -> None:
+            with db.pool().connection(timeout=60) as c:
+                got.append(c.execute("SELECT 1").fetchone())
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        time.sleep(OUTAGE / 2)  # attempts fail and are given up meanwhile
+        cluster.start()
+        waiter.join(15)
+        assert got == [(1,)]
+    finally:
+        db.close()
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,10 @@ task sleeps). Every execution that gets as far as its effect leaves one row in
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import random
+import signal
 import threading
 import time
 from pathlib import Path
@@ -46,6 +48,10 @@ app = pgqueue.App(
     # that every job still ends succeeded, not that the faults ran out of retries.
     retry=pgqueue.RetryPolicy(base=0.2, cap=2.0),
 )
+
+# `kill -USR2 <pid>` writes every thread's stack to the process's log: what a
+# worker that stops making progress is waiting on.
+faulthandler.register(signal.SIGUSR2, all_threads=True)
 
 _local = threading.local()
 
