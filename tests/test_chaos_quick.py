@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.chaos.cluster import Namespace  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # the run is the fixture: ~1 min
 NETNS = Namespace.available()
 
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import psycopg_pool
@@ -28,50 +28,30 @@ from pgqueue._embedded import LocalCluster
 OUTAGE = 10.0  # seconds: long enough for psycopg_pool's own backoff to reach 8 s
 
 
-def _outage(cluster: LocalCluster, use: Callable[[], None]) -> None:
-    """Stop the server, keep the pool trying (and failing) for OUTAGE, start it again."""
-    cluster.stop("fast")
-    deadline = time.monotonic() + OUTAGE
-    while time.monotonic() < deadline:
-        with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
-            use()
-    cluster.start()
-
-
-def test_the_sync_pool_reconnects_at_once_after_an_outage(cluster: LocalCluster) -> None:
-    db = Database(DatabaseConfig(dsn=cluster.dsn, max_connections=2))
-    try:
-        with db.pool().connection() as conn:
-            conn.execute("SELECT 1")
-
-        def use() -> None:
-            with db.pool().connection(timeout=0.5) as c:
-                c.execute("SELECT 1")
-
-        _outage(cluster, use)
-        # Before the fix the pool's pending attempt slept on past the restart.
-        with db.pool().connection(timeout=3.0) as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
-    finally:
-        db.close()
-
-
-def test_the_async_pool_reconnects_at_once_after_an_outage(cluster: LocalCluster) -> None:
+def test_both_pools_reconnect_at_once_after_an_outage(cluster: LocalCluster) -> None:
     async def main() -> None:
         db = Database(DatabaseConfig(dsn=cluster.dsn, max_connections=2))
         try:
-            pool = await db.pool_async()
-            async with pool.connection() as conn:
-                await conn.execute("SELECT 1")
+            pool, apool = db.pool(), await db.pool_async()
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+            async with apool.connection() as aconn:
+                await aconn.execute("SELECT 1")
             cluster.stop("fast")
             deadline = time.monotonic() + OUTAGE
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline:  # both pools keep trying, and failing
+                with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout), \
+                        pool.connection(timeout=0.25) as conn:
+                    conn.execute("SELECT 1")
                 with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
-                    async with pool.connection(timeout=0.5) as c:
-                        await c.execute("SELECT 1")
+                    async with apool.connection(timeout=0.25) as aconn:
+                        await aconn.execute("SELECT 1")
             cluster.start()
-            async with pool.connection(timeout=3.0) as conn:
-                cur = await conn.execute("SELECT 1")
+            # Before the fix each pool's pending attempt slept on past the restart.
+            with pool.connection(timeout=3.0) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+            async with apool.connection(timeout=3.0) as aconn:
+                cur = await aconn.execute("SELECT 1")
                 assert await cur.fetchone() == (1,)
         finally:
             await db.close_async()
