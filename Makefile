@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VENV_DJANGO6 := .venv-django6
 LINT_PATHS := $(wildcard pgqueue tests benchmarks migrations)
 
-.PHONY: install test lint demo bench bench-web bench-flows bench-load bench-long clean distclean
+.PHONY: install test lint demo bench bench-web bench-flows bench-load bench-long chaos clean distclean
 
 # The virtualenv, and an editable install redone only when pyproject.toml changes.
 $(BIN)/python:
@@ -72,6 +72,12 @@ bench-web: $(STAMP)
 # chain, enqueueing a 10,000-job flow (about 2 minutes). Report: <date>-flows.md.
 bench-flows: $(STAMP)
 	$(BIN)/python -m benchmarks.flows
+
+# Fault injection at full size (100,000 jobs, about 10 minutes, root for the network
+# partition): a cluster of its own, real worker processes, every scenario in turn.
+# Exits non-zero when a check fails. Report: benchmarks/results/<date>-chaos.md/.json.
+chaos: $(STAMP)
+	$(BIN)/python -m benchmarks.chaos
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

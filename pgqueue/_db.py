@@ -42,6 +42,7 @@ from pgqueue._dsn import scrub
 from pgqueue._errors import ConfigurationError, DatabaseUnavailable, first_line
 
 T = TypeVar("T")
+POOL_RECONNECT_TIMEOUT = 1.0  # seconds a pool keeps retrying one failed connection attempt
 Rows = list[Any]
 
 # SQLSTATEs of a server that is there but cannot take writes or sessions right
@@ -221,9 +222,15 @@ class Database:
         # Autocommit: each pgqueue statement is its own transaction, one round
         # trip (no separate COMMIT). check=: a connection a server restart
         # killed is replaced before use, not handed out to fail once.
+        # reconnect_timeout: psycopg_pool retries a failed attempt after 1, 2, 4,
+        # 8... s and counts it as a connection meanwhile, so after a long outage
+        # (or a storm of terminated sessions) the pool would sleep on for seconds
+        # after the server is back; given up early, the next checkout starts a
+        # fresh attempt at once.
         return {
             "min_size": self.config.min_connections,
             "max_size": self.config.max_connections,
+            "reconnect_timeout": POOL_RECONNECT_TIMEOUT,
             "kwargs": {**self.connect_kwargs(), "autocommit": True},
             "open": False,
         }
@@ -233,7 +240,7 @@ class Database:
         with self._lock:
             if self._pool is None:
                 pool: ConnectionPool[Any] = ConnectionPool(
-                    dsn, name="pgqueue", check=_check,
+                    dsn, name="pgqueue", check=_check, reconnect_failed=_regrow,
                     **self._pool_kwargs(),
                 )  # fmt: skip
                 pool.open()
@@ -249,7 +256,7 @@ class Database:
         if self._pool_async is None:
             dsn = await self.resolve_async()
             apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                dsn, name="pgqueue-async", check=_check_async,
+                dsn, name="pgqueue-async", check=_check_async, reconnect_failed=_regrow_async,
                 **self._pool_kwargs(),
             )  # fmt: skip
             await apool.open()
@@ -363,6 +370,17 @@ def _readable(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> b
         return True
     readable, _, _ = select.select([conn.fileno()], [], [], 0)
     return bool(readable)
+
+
+def _regrow(pool: ConnectionPool[Any]) -> None:
+    # A connection attempt was given up (POOL_RECONNECT_TIMEOUT). psycopg_pool
+    # grows a pool only from a new checkout, so clients already waiting would
+    # stay stranded until their timeout: check() starts a fresh attempt now.
+    pool.check()
+
+
+async def _regrow_async(pool: AsyncConnectionPool[Any]) -> None:
+    await pool.check()
 
 
 def _check(conn: psycopg.Connection[Any]) -> None:
