@@ -35,6 +35,10 @@ PY_ALLOWED = {
                                    "people, never compared by the rescuer, the claim or fencing",
     "pgqueue/_schedules.py": "run-now's meta.scheduled_for (informational, meta.manual=true, no "
                              "unique key); the job's run_at is the database's now()",
+    "pgqueue/_replay.py": "a workflow step's started_at in the step log (a record for people); "
+                          "sleep and event deadlines are now() + seconds on the server",
+    "pgqueue/_workflow.py": "pgqueue.now(): the value a workflow asked for, checkpointed so a "
+                            "replay sees the first run's; it decides only the user's own code",
 }  # fmt: skip
 
 SQL_ALLOWED = {
