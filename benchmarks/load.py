@@ -19,6 +19,7 @@ processes count, and the harness's own CPU never does.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -27,9 +28,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -281,6 +283,17 @@ def machine_line(m: dict[str, Any]) -> str:
         line += (" **autovacuum is off on this server**: nothing removes dead tuples"
                  " between phases, so sizes and dead tuples only grow.")
     return line
+
+
+S = TypeVar("S")
+
+
+def settings_from(args: argparse.Namespace, quick: S, full: S) -> S:
+    """The settings of a run: ``quick`` or ``full`` (dataclasses), then each field
+    given on the command line (an argparse attribute of the same name) over them."""
+    base: Any = quick if args.quick else full
+    given = {k: getattr(args, k) for k in asdict(base) if getattr(args, k, None) is not None}
+    return replace(base, **given)  # type: ignore[no-any-return]
 
 
 def write(name: str, report: dict[str, Any], markdown: Callable[[dict[str, Any]], str],

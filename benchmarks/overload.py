@@ -42,6 +42,7 @@ from benchmarks.load import (
     machine_line,
     machine_note,
     one,
+    settings_from,
     sizes,
     verdict,
     write,
@@ -238,11 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
     parser.add_argument("--tag", default="", help="suffix of the report's file name")
     args = parser.parse_args(argv)
-    base = asdict(QUICK if args.quick else Settings())
-    for key in base:
-        if getattr(args, key, None) is not None:
-            base[key] = getattr(args, key)
-    settings = Settings(**base)
+    settings = settings_from(args, QUICK, Settings())
     report = run(args.dsn or server_dsn(), settings)
     report["targets"] = targets(report)
     tag = args.tag or ("quick" if args.quick else "")
