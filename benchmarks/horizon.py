@@ -13,7 +13,9 @@ A fresh database; a producer offering ``rate`` jobs/s in batches of 128
   (each one transaction, a scan every few seconds), then recovery.
 
 Per phase: offered and completed jobs/s, claim p50/p99 (ms, from the worker),
-backlog (last and highest sample), size of the table and of
+backlog (last and highest sample, each second: jobs offered minus jobs the
+worker's claim log says it claimed, so that sampling costs the server nothing
+under the pin), size of the table and of
 ``jobs_claim_idx``, ``n_dead_tup``, and the shared buffers of one claim of 32
 from ``EXPLAIN (ANALYZE, BUFFERS)`` (rolled back), both from the front of the
 index (``claim``: the claim as it was) and from the bound the worker uses
@@ -39,10 +41,11 @@ from typing import Any
 import psycopg
 
 import pgqueue
+from benchmarks import statements
 from benchmarks._db import fresh_database, server_dsn
 from benchmarks.horizon_claims import claim_params, explain_buffers
 from benchmarks.horizon_report import save
-from benchmarks.load import machine_note
+from benchmarks.load import group_cpu, machine_note
 from benchmarks.suite.procs import WorkerProcess
 from pgqueue._sql import query
 
@@ -57,7 +60,6 @@ PAYLOAD = "p" * 256
 BUFFER_KEYS = ("buffers_front", "rows_front", "buffers_bounded", "rows_bounded")
 UNFINISHED = "SELECT count(*) FROM pgqueue.jobs WHERE status IN ('queued', 'failed', 'running')"
 SUCCEEDED = "SELECT count(*) FROM pgqueue.jobs WHERE status = 'succeeded'"
-NEWEST_RUNNING = "SELECT max(id) FROM pgqueue.jobs WHERE status = 'running'"
 RESULTS = Path(__file__).resolve().parent / "results"
 PHASE_KEYS = (
     "form", "phase", "seconds", "offered_per_s", "completed_per_s", "claim_p50_ms",
@@ -85,15 +87,46 @@ def sink(payload: str) -> None:
     """The producer's side of ``bench.sink`` (the worker runs benchmarks.suite.tasks)."""
 
 
+class ClaimTally:
+    """Jobs the worker has claimed so far, summed from its claim log as it grows.
+
+    The waiting jobs are then ``offered - claimed`` (one producer, a task that
+    never fails: nothing is claimed twice) without asking the server. Counting
+    them would walk every dead entry of ``jobs_claim_idx`` while the horizon is
+    pinned: at maximum throughput millions of entries per count, a server core
+    spent by the harness rather than by the queue it measures."""
+
+    def __init__(self, path: Path) -> None:
+        self._log = path.open()
+        self._partial = ""
+        self._claimed = 0
+        self._lock = threading.Lock()
+
+    def claimed(self) -> int:
+        with self._lock:
+            chunk = self._partial + self._log.read()
+            lines = chunk.split("\n")
+            self._partial = lines.pop()  # a line the worker is still writing
+            for line in lines:
+                parts = line.split()
+                if len(parts) == 3:
+                    self._claimed += int(parts[2])
+            return self._claimed
+
+    def close(self) -> None:
+        self._log.close()
+
+
 class Producer(threading.Thread):
     """Offers ``rate`` jobs/s in batches; counts what it offered."""
 
-    def __init__(self, dsn: str, rate: float, topup: int = 0) -> None:
+    def __init__(self, dsn: str, rate: float, tally: ClaimTally, topup: int = 0) -> None:
         super().__init__(name="horizon-producer", daemon=True)
         self.app = pgqueue.App(dsn)  # its own: each form has its own database
         self.sink = self.app.task(name="bench.sink", queue=QUEUE)(sink)
         self.rate = rate  # read at every batch: a run may change it
         self.topup = topup
+        self.tally = tally
         self.dsn = dsn
         self.offered = 0
         self.error: BaseException | None = None
@@ -114,23 +147,17 @@ class Producer(threading.Thread):
         finally:
             self.app.close()
 
+    def waiting(self) -> int:
+        return self.offered - self.tally.claimed()
+
     def _top_up(self) -> None:
-        """Keep about ``topup`` jobs waiting. Counting them would walk every dead entry
-        of jobs_claim_idx while the horizon is pinned (the harness, not the worker,
-        would set the pace): the waiting jobs are the ids above the newest running one
-        (one producer, one priority, claimed in id order), a backward probe of
-        jobs_running_idx; the count only when nothing runs."""
-        last = 0
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.halt.is_set():
-                top = _one(conn, NEWEST_RUNNING)
-                waiting = backlog(conn) if top is None or not last else last - top
-                if waiting >= self.topup:
-                    self.halt.wait(0.002)
-                    continue
-                jobs = self.app.enqueue_many([self.sink.job(PAYLOAD) for _ in range(BATCH)])
-                last = jobs[-1].id
-                self.offered += BATCH
+        """Keep about ``topup`` jobs waiting (counted by ``ClaimTally``, not by the server)."""
+        while not self.halt.is_set():
+            if self.waiting() >= self.topup:
+                self.halt.wait(0.002)
+                continue
+            self.app.enqueue_many([self.sink.job(PAYLOAD) for _ in range(BATCH)])
+            self.offered += BATCH
 
 
 class Pin:
@@ -236,9 +263,10 @@ def claim_latencies(path: Path, start: float, end: float) -> dict[str, float | i
 
 
 def run_phase(
-    conn: psycopg.Connection[Any], producer: Producer, claims: Path, form: str, name: str,
-    seconds: float,
+    conn: psycopg.Connection[Any], producer: Producer, worker: WorkerProcess, claims: Path,
+    form: str, name: str, seconds: float,
 ) -> dict[str, Any]:  # fmt: skip
+    statements0, cpu0 = statements.snapshot(conn), _cpu(conn, worker)
     t0, wall0, offered0 = time.monotonic(), time.time(), producer.offered
     server0 = _one(conn, "SELECT clock_timestamp()")
     samples: list[int] = []
@@ -246,7 +274,7 @@ def run_phase(
     sample_at = t0 + seconds * 0.75
     while (left := t0 + seconds - time.monotonic()) > 0:
         time.sleep(min(1.0, left))
-        samples.append(backlog(conn))
+        samples.append(producer.waiting())
         if buffers["buffers_front"] is None and time.monotonic() >= sample_at:
             buffers.update(claim_buffers(conn))
         if producer.error is not None:
@@ -254,6 +282,12 @@ def run_phase(
     elapsed = time.monotonic() - t0
     server1 = _one(conn, "SELECT clock_timestamp()")
     done = completed_between(conn, server0, server1)
+    cpu: dict[str, float | None] = {}
+    for key, now in _cpu(conn, worker).items():
+        then = cpu0[key]
+        cpu[key] = (
+            None if now is None or then is None else round((now - then) / max(done, 1) * 1e3, 4)
+        )
     return {
         "form": form,
         "phase": name,
@@ -261,11 +295,21 @@ def run_phase(
         "offered_per_s": round((producer.offered - offered0) / elapsed, 1),
         "completed_per_s": round(done / elapsed, 1),
         **claim_latencies(claims, wall0, time.time()),
-        "backlog_last": samples[-1] if samples else backlog(conn),
+        "backlog_last": samples[-1] if samples else producer.waiting(),
         "backlog_max": max(samples, default=0),
         **table_facts(conn),
         **buffers,
+        **cpu,
+        "statements": statements.top(statements0, statements.snapshot(conn)),
     }
+
+
+def _cpu(conn: psycopg.Connection[Any], worker: WorkerProcess) -> dict[str, float | None]:
+    """CPU seconds so far: the server's, the worker process's, this harness's (the
+    producer thread runs here)."""
+    return {"server_cpu_ms_per_job": statements.server_cpu(conn),
+            "worker_cpu_ms_per_job": group_cpu(worker.proc.pid),
+            "harness_cpu_ms_per_job": time.process_time()}  # fmt: skip
 
 
 def run_form(server: str, form: str, settings: Settings) -> dict[str, Any]:
@@ -278,17 +322,25 @@ def run_form(server: str, form: str, settings: Settings) -> dict[str, Any]:
             "dsn": dsn, "burst": False, "concurrency": settings.concurrency,
             "queues": [QUEUE], "claim_log": str(claims),
         })  # fmt: skip
-        producer = Producer(dsn, settings.rate, settings.topup)
+        tally = ClaimTally(claims)
+        producer = Producer(dsn, settings.rate, tally, settings.topup)
         phases: list[dict[str, Any]] = []
+
+        def phase(name: str, seconds: float) -> dict[str, Any]:
+            return run_phase(conn, producer, worker, claims, form, name, seconds)
+
         try:
             producer.start()
-            phases.append(run_phase(conn, producer, claims, form, "clean", settings.clean))
+            started = time.monotonic() + 60  # the worker's first claim opens the clean phase
+            while not tally.claimed() and time.monotonic() < started and worker.running():
+                time.sleep(0.05)
+            phases.append(phase("clean", settings.clean))
             pin = Pin(dsn, form, settings)
             try:
-                phases.append(run_phase(conn, producer, claims, form, "pinned", settings.pinned))
+                phases.append(phase("pinned", settings.pinned))
             finally:
                 pin.release()
-            phases.append(run_phase(conn, producer, claims, form, "recovery", settings.recovery))
+            phases.append(phase("recovery", settings.recovery))
             producer.halt.set()
             producer.join()
             deadline = time.monotonic() + settings.drain_timeout
@@ -302,6 +354,7 @@ def run_form(server: str, form: str, settings: Settings) -> dict[str, Any]:
             worker.stop()
             failure = worker.log_tail() if worker.proc.returncode not in (0, -15, None) else None
             worker.close()
+            tally.close()
             claims.unlink(missing_ok=True)
         return {
             "form": form,

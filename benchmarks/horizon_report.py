@@ -61,6 +61,33 @@ def _buf(p: dict[str, Any], side: str) -> str:
     return "" if buffers is None else f"{buffers} ({p[f'rows_{side}']} jobs)"
 
 
+def _where_time_goes(report: dict[str, Any]) -> list[str]:
+    """CPU per completed job (server, worker, harness with its producer) and the
+    statements that took the server's time, per phase (pg_stat_statements)."""
+    lines = ["CPU per completed job (ms): the server's processes, the worker process, and"
+             " this harness (the producer thread runs in it).", "",
+             "| form | phase | server | worker | harness |", "|---|---|---|---|---|"]  # fmt: skip
+    tables: list[str] = []
+    for form in report["forms"]:
+        for p in form["phases"]:
+            lines.append(
+                f"| {p['form']} | {p['phase']} | {cell(p.get('server_cpu_ms_per_job'))}"
+                f" | {cell(p.get('worker_cpu_ms_per_job'))}"
+                f" | {cell(p.get('harness_cpu_ms_per_job'))} |"
+            )
+            if p.get("statements"):
+                tables += [f"Statements, {p['form']} {p['phase']} (pg_stat_statements):", "",
+                           "| statement | calls | total ms | mean ms | buffers/call |",
+                           "|---|---|---|---|---|"]  # fmt: skip
+                tables += [
+                    f"| `{st['query'].replace('|', '/')}` | {st['calls']} | {st['total_ms']}"
+                    f" | {st['mean_ms']} | {st['buffers_per_call']} |"
+                    for st in p["statements"]
+                ]
+                tables.append("")
+    return [*lines, "", *tables]
+
+
 def markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     offered = (f"a producer keeping ~{s['topup']:,} jobs waiting (maximum throughput)"
@@ -94,7 +121,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f" | {mb(p['claim_index_bytes'])} | {p['n_dead_tup']}"
                 f" | {_buf(p, 'front')} | {_buf(p, 'bounded')} |"
             )
-    lines.append("")
+    lines += ["", *_where_time_goes(report)]
     for form in report["forms"]:
         lines.append(
             f"- {form['form']}: offered {form['offered']}, completed {form['completed']}"
