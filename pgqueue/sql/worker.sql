@@ -1,3 +1,10 @@
+-- Probe by id: the statements that join a batch of held running jobs (complete,
+-- heartbeat, release) also say `j.id = ANY(%(ids)s)`. Without it the planner may read
+-- all of jobs_running_idx into a hash join, since that partial index looks small; while
+-- the MVCC horizon is pinned it holds an entry for every job claimed since, and one
+-- completion of 32 jobs read 10,757 buffers after 51,200 jobs, 386 with the probe
+-- (benchmarks/horizon_batches.py; ANALYSIS.md, "The batch statements under a pin").
+
 -- name: claim
 -- Lease up to %(limit)s ready jobs, queues in the listed order, each queue by priority DESC, run_at, id.
 -- The per-queue LATERAL reads jobs_claim_idx (queue, priority DESC, run_at, id) WHERE status IN ('queued','failed').
@@ -96,6 +103,7 @@ WITH outcome AS (
         leased_until = NULL
     FROM outcome AS o
     WHERE j.id = o.id AND j.status = 'running' AND j.lease_token = o.token
+      AND j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
     RETURNING j.id, j.status, j.queue, j.run_at
 ), wake_done AS (
     SELECT pg_notify('pgqueue_done', string_agg(id::text, ','))
@@ -115,6 +123,7 @@ UPDATE pgqueue.jobs AS j
 SET leased_until = now() + make_interval(secs => h.lease)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(leases)s::float8[]) AS h(id, token, lease)
 WHERE j.id = h.id AND j.status = 'running' AND j.lease_token = h.token
+  AND j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
 RETURNING j.id, j.cancel_requested
 
 -- name: release
@@ -141,6 +150,7 @@ WITH released AS (
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(started)s::bool[])
          AS r(id, token, started)
     WHERE j.id = r.id AND j.status = 'running' AND j.lease_token = r.token
+      AND j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
     RETURNING j.id, j.queue, j.status
 ), wake AS (
     SELECT pg_notify('pgqueue_jobs', q.queue)
