@@ -61,6 +61,7 @@ class Settings:
     concurrency: tuple[int, ...] = (16, 64)
     systems: tuple[str, ...] = SYSTEMS
     target: int = TARGET_WAITING
+    prefetch: int | None = None  # pgqueue's claim-ahead buffer; None: its default
 
 
 QUICK = Settings(warmup=2.0, measure=4.0)
@@ -80,9 +81,12 @@ def missing(name: str) -> str | None:
     return pg_system(name).missing()
 
 
-def worker_config(name: str, concurrency: int, dsn: str) -> dict[str, Any]:
+def worker_config(name: str, concurrency: int, dsn: str,
+                  prefetch: int | None = None) -> dict[str, Any]:  # fmt: skip
     if name == "pgqueue":
-        return {"dsn": dsn, "burst": False, "concurrency": concurrency, "queues": [QUEUE]}
+        options = {} if prefetch is None else {"prefetch": prefetch}
+        return {"dsn": dsn, "burst": False, "concurrency": concurrency, "queues": [QUEUE],
+                "options": options}  # fmt: skip
     if name == "pgqueuer":
         # PgQueuer requires max_concurrent_tasks >= 2 x batch_size.
         return {"dsn": dsn, "burst": False, "driver": "asyncpg",
@@ -143,7 +147,7 @@ def run_pg(name: str, server: str, concurrency: int, s: Settings) -> dict[str, A
     dsn = dbs.create(f"steady_{name}", migrate=name == "pgqueue")
     try:
         system.setup_schema(dsn)
-        worker = WorkerProcess(name, worker_config(name, concurrency, dsn))
+        worker = WorkerProcess(name, worker_config(name, concurrency, dsn, s.prefetch))
         producer = ProducerProcess(name, dsn, target=s.target)
         with running(producer, worker), psycopg.connect(dsn, autocommit=True) as conn:
             watch(s.warmup, worker, producer)
@@ -289,9 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", help="comma-separated (default 16,64)")
     parser.add_argument("--systems", help=f"comma-separated of {','.join(SYSTEMS)}")
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
+    parser.add_argument("--prefetch", type=int, help="pgqueue's prefetch (default: its own)")
     parser.add_argument("--tag", default="", help="suffix of the report's file name")
     args = parser.parse_args(argv)
     base = asdict(QUICK if args.quick else Settings())
+    base["prefetch"] = args.prefetch
     for key in ("warmup", "measure"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)

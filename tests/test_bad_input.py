@@ -323,9 +323,10 @@ def test_exit_and_segfault_in_a_worker_process_lose_nothing(clean_db: str) -> No
         exits = app.task_ref("t.exit_once").enqueue(1)
         crash = app.task_ref("t.segfault").options(max_attempts=2).enqueue(2)
         fine = app.enqueue_many([app.task_ref("t.record").job(100 + i) for i in range(20)])
-        # One slot per process: a crash takes no other job down with it.
-        args = ("--processes", "2", "--concurrency", "1", "--rescue-interval", "0.3",
-                "--poll-interval", "0.1")  # fmt: skip
+        # One slot per process and no claim-ahead: a crash takes no other job down
+        # with it (a buffered job's attempt would count without a run).
+        args = ("--processes", "2", "--concurrency", "1", "--prefetch", "0",
+                "--rescue-interval", "0.3", "--poll-interval", "0.1")  # fmt: skip
         with worker_process(clean_db, *args, lease=1.0) as worker:
             for job in (exits, *fine):
                 app.get_job(job.id).wait(timeout=60)

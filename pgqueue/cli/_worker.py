@@ -54,6 +54,13 @@ def worker(
         int, typer.Option(help="Jobs run at once per process.")
     ] = DEFAULT_CONCURRENCY,
     processes: Annotated[int, typer.Option(help="Worker processes under one supervisor.")] = 1,
+    prefetch: Annotated[
+        int | None,
+        typer.Option(
+            help="Jobs claimed ahead beyond the free slots, started as slots free up "
+            "(0: none). Default: one per slot (the concurrency)."
+        ),
+    ] = None,
     max_tasks_per_child: Annotated[
         int | None, typer.Option(help="Replace a worker process after this many jobs.")
     ] = None,
@@ -127,6 +134,7 @@ def worker(
             queues=names,
             weights=weights,
             concurrency=concurrency,
+            prefetch=prefetch,
             processes=processes,
             max_tasks_per_child=max_tasks_per_child,
             until_empty=burst,

@@ -34,7 +34,9 @@ class Claimed:
         "max_attempts",
         "meta",
         "parent_results",
+        "priority",
         "queue",
+        "run_at",
         "started",
         "t0",
         "task",
@@ -53,6 +55,7 @@ class Claimed:
         self.parent_results: dict[int, Any] | None = None
         if row[8] is not None:  # pass_result: the job has parents
             self._take_results(row[8], row[9])
+        self.priority, self.run_at = row[-2], row[-1]  # the claim's order (with queue, id)
         self.token = token
         self.lease = lease
         self.started = False

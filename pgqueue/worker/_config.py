@@ -22,6 +22,9 @@ RESCUE_INTERVAL = 5.0  # seconds between rescuer passes (expired leases)
 COMPLETER_BATCH = 1000  # outcomes per `complete` statement, at most
 COMPLETER_LINGER = 0.002  # seconds the completer waits to gather a batch
 FETCH_COOLDOWN = 0.0005  # seconds a busy worker lets more slots free up before claiming
+# Claim-ahead: jobs a worker may hold claimed but unstarted beyond its free slots,
+# per slot, when ``prefetch`` is not given (benchmarks/results/ANALYSIS.md).
+PREFETCH_PER_SLOT = 1.0
 HEARTBEAT_MAX = 10.0  # seconds between heartbeats, at most
 DEFAULT_METRICS_HOST = "127.0.0.1"  # metrics are not for the world: opt in to more
 
@@ -45,6 +48,10 @@ class WorkerConfig:
     unfinished, scheduled ones and retries included (paused queues aside), and
     nothing runs here. ``concurrency`` slots per process: sync tasks each take a
     task thread, async tasks run on the event loop.
+
+    ``prefetch``: jobs claimed ahead beyond the free slots, held leased and
+    unstarted until a slot frees up (``None``: one per slot; 0: none). See the
+    README, "Workers".
     """
 
     queues: tuple[str, ...] | None = None
@@ -69,6 +76,8 @@ class WorkerConfig:
     completer_batch: int = COMPLETER_BATCH
     completer_linger: float = COMPLETER_LINGER
     fetch_cooldown: float = FETCH_COOLDOWN
+    # Claimed-but-unstarted jobs held beyond the free slots (0: none); None: one per slot.
+    prefetch: int | None = None
     worker_id: str | None = None  # None: host:pid:random
     # SIGTERM/SIGINT (main thread only). None: only on an event loop of the worker's
     # own (run_worker, the CLI), never on a host's (run_worker_async: uvicorn keeps its own).
@@ -83,6 +92,8 @@ class WorkerConfig:
             raise ConfigurationError("concurrency must be >= 1")
         if self.processes < 1:
             raise ConfigurationError("processes must be >= 1")
+        if self.prefetch is not None and self.prefetch < 0:
+            raise ConfigurationError("prefetch must be >= 0")
         if self.max_tasks_per_child is not None and self.max_tasks_per_child < 1:
             raise ConfigurationError("max_tasks_per_child must be >= 1")
         if self.retention < 0 or self.dead_retention < 0:
@@ -105,6 +116,13 @@ class WorkerConfig:
                 raise ConfigurationError("queue weights must be > 0")
         if self.start_method not in (None, "fork", "spawn"):
             raise ConfigurationError("start_method is 'fork' or 'spawn'")
+
+    @property
+    def prefetch_jobs(self) -> int:
+        """The claim-ahead buffer's size: ``prefetch``, or its default for this concurrency."""
+        if self.prefetch is not None:
+            return self.prefetch
+        return round(self.concurrency * PREFETCH_PER_SLOT)
 
     def with_(self, **changes: object) -> WorkerConfig:
         return replace(self, **changes)  # type: ignore[arg-type]

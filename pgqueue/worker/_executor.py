@@ -151,6 +151,20 @@ class Executor:
         else:
             self.threads.submit((job, plan))
 
+    def is_sync(self, task: str) -> bool:
+        """Whether ``task``'s jobs run on task threads (an unknown task: no loop needed)."""
+        plan = self._plans.get(task) or self.plan(task)
+        return plan is None or not plan.is_async
+
+    def cancelled_unstarted(self, job: Claimed) -> Outcome:
+        """The outcome of a claimed job cancelled before it started (claim-ahead buffer)."""
+        exc = JobCancelled("cancellation requested before the job started")
+        entry = format_error(exc, job.attempts, "", datetime.now(timezone.utc))
+        entry["status"] = "cancelled"
+        self._log_failure(job, "cancelled", entry["error"], None)
+        return Outcome(job.id, job.token, "cancelled", None, None, entry["error"],
+                       dumps(entry, "error entry"))  # fmt: skip
+
     def expire(self, job: Claimed) -> None:
         """``job`` overran its timeout (called by the worker's watchdog, on the loop)."""
         plan = self._plans.get(job.task)

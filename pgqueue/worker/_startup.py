@@ -80,14 +80,16 @@ async def startup(worker: Worker) -> Started:
 
 
 def _held(worker: Worker) -> list[Held]:
-    """Every lease to renew: running jobs, and finished ones not yet recorded."""
+    """Every lease to renew: running and buffered jobs, finished ones not yet recorded."""
     with worker.lock:
         held = [(j.id, j.token, j.lease) for j in worker.running.values()]
+        held += [(j.id, j.token, j.lease) for j in worker.buffer]
     held += [(o.id, o.token, worker.lease) for o in worker.completer.pending()]
     return held
 
 
 def _lost(worker: Worker, ids: list[int]) -> None:
+    worker.take_buffered(ids)  # never start a job whose lease is gone
     metrics = worker.services.metrics
     for job_id in ids:
         job = worker.running.get(job_id)
@@ -103,7 +105,10 @@ def _lost(worker: Worker, ids: list[int]) -> None:
 
 
 def _cancel_requested(worker: Worker, ids: list[int]) -> None:
-    # From the heartbeat thread, or the notifier (any worker's jobs: ours are in running).
+    # From the heartbeat thread, or the notifier (any worker's jobs: ours are in
+    # running, or in the buffer: those end cancelled without starting).
+    for job in worker.take_buffered(ids):
+        worker.completer.add(worker.executor.cancelled_unstarted(job))
     for job_id in ids:
         if job_id in worker.running:
             worker.call(worker.executor.cancel, job_id, "cancel")

@@ -1,10 +1,14 @@
 """The worker: an asyncio loop that claims jobs into free slots and starts them.
 
-Each turn claims up to the number of free slots in ONE statement (``claim``,
-or ``claim_after`` from the bounds of ``_bounds.py``: ``FOR UPDATE SKIP
-LOCKED`` through ``jobs_claim_idx``; no transaction stays open while jobs
-run) and hands the jobs to the executor. A full batch means
-there may be more: the loop claims again as soon as slots free up. A short
+Each turn claims up to the number of free slots, plus the free places of the
+claim-ahead buffer (``prefetch``), in ONE statement (``claim``, or
+``claim_after`` from the bounds of ``_bounds.py``: ``FOR UPDATE SKIP LOCKED``
+through ``jobs_claim_idx``; no transaction stays open while jobs run), starts
+what the free slots take and buffers the rest, in the claim's order. A slot
+that frees up starts the next buffered job at once, from whichever thread
+freed it (``finish``), so no slot waits for a claim round trip; the loop
+claims again once half the buffer is free. A full batch means
+there may be more: the loop claims again as soon as there is room. A short
 batch means the queues are drained: the loop sleeps until a notification for
 one of its queues (``pgqueue_jobs``), a local retry comes due, or the poll
 interval (with jitter) passes.
@@ -31,6 +35,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +82,14 @@ class Worker:
         self.worker_id = self.config.make_worker_id()
         self.lease = registry.lease
         self.running: dict[int, Claimed] = {}
+        # Claimed but not started yet, in claim (priority) order: the claim-ahead
+        # buffer, at most ``prefetch`` jobs beyond the free slots. Under ``lock``.
+        self.buffer: deque[Claimed] = deque()
+        self.prefetch = self.config.prefetch_jobs
+        # Claim again once this much room is free: half the buffer, so that the
+        # next batch arrives while the other half still feeds the slots.
+        self._refill_at = max(1, (self.prefetch + 1) // 2)
+        self._room_wanted = 1  # the room whose opening wakes a loop waiting for a slot
         self.lock = threading.Lock()
         self.executor = Executor(database, registry, self.finish, threads=self.config.concurrency)
         self.executor.on_wake = self._retry_due  # a workflow's sleep: claim when it is due
@@ -176,22 +189,22 @@ class Worker:
                 await asyncio.sleep(cfg.completer_linger or 0.001)
                 continue
             gen = self._finished_gen
-            free = cfg.concurrency - len(self.running)
+            room, wanted = self._room()
             if cfg.max_tasks is not None:
-                free = min(free, cfg.max_tasks - self.claimed)
-                if free <= 0 and not self.running:
+                room = min(room, cfg.max_tasks - self.claimed)
+                if room <= 0 and not self.running and not self.buffer:
                     return RECYCLE_EXIT_CODE
-            if free <= 0:
-                await self._wait_for_slot(since=gen)
+            if room < wanted:
+                await self._wait_for_slot(since=gen, wanted=wanted)
                 if cfg.fetch_cooldown and len(self.running) * 2 > cfg.concurrency:
                     # Few slots free yet: let more jobs finish, claim them in one go.
                     await asyncio.sleep(cfg.fetch_cooldown)
                 continue
             wake.clear()
-            jobs = await self._claim(free)
+            jobs = await self._claim(room)
             if jobs:
                 self._dispatch(jobs)
-                if len(jobs) == free:
+                if len(jobs) == room:
                     continue  # a full batch: there may be more
             if self.stopping:
                 return EXIT_OK
@@ -205,6 +218,19 @@ class Worker:
             await self.limits.refresh(self.db)
             await self._wait(self._poll_timeout(), since=gen if on_finish else None)
         return EXIT_OK
+
+    def _room(self) -> tuple[int, int]:
+        """How many jobs a claim may take now, and the least worth a claim.
+
+        Room is the free slots plus the free places of the buffer. With the
+        buffer empty any room is worth a claim (a slot is idle); with jobs in
+        it, the slots are fed from the buffer and the claim waits until half
+        the buffer is free, so that it takes a batch, not a job.
+        """
+        with self.lock:
+            room = self.config.concurrency - len(self.running) + self.prefetch - len(self.buffer)
+            wanted = self._refill_at if self.buffer else 1
+        return room, wanted
 
     async def _claim(self, limit: int) -> list[Claimed]:
         queues = self._queue_order()
@@ -223,6 +249,10 @@ class Worker:
             lease = self.lease
             rows = await self._claim_rows(queues, params)
             jobs += [Claimed(row, lease, token) for row in rows]
+        if self.prefetch and len(jobs) > 1:
+            # RETURNING keeps no order: the buffer starts jobs in the claim's order.
+            pos = {q: i for i, q in enumerate(queues)}
+            jobs.sort(key=lambda j: (pos[j.queue], -j.priority, j.run_at, j.id))
         if jobs and logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 kv(
@@ -249,13 +279,38 @@ class Worker:
         return rows
 
     def _dispatch(self, jobs: list[Claimed]) -> None:
+        """Start what the free slots take (buffered jobs first), buffer the rest."""
         self.claimed += len(jobs)
         if self.stopping:  # a signal arrived while the claim was in flight
             self._undispatched.extend(jobs)
             return
         with self.lock:
-            for job in jobs:
-                self.running[job.id] = job
+            self.buffer.extend(jobs)
+            start = self._take_buffered()
+        self._start(start)
+
+    def _take_buffered(self) -> list[Claimed]:
+        """Move buffered jobs into the free slots (under ``lock``); returns them."""
+        free = self.config.concurrency - len(self.running)
+        buffer, running = self.buffer, self.running
+        start = []
+        while free > 0 and buffer:
+            job = buffer.popleft()
+            running[job.id] = job
+            start.append(job)
+            free -= 1
+        return start
+
+    def _start(self, jobs: list[Claimed]) -> None:
+        if not jobs:
+            return
+        if threading.get_ident() != self._loop_thread:
+            # A task thread freed the slot: its sync successors start from here
+            # (the thread queue is thread-safe), async ones on the loop.
+            sync = [j for j in jobs if self.executor.is_sync(j.task)]
+            if len(sync) < len(jobs):
+                self.call(self._start, [j for j in jobs if not self.executor.is_sync(j.task)])
+            jobs = sync
         dispatch = self.executor.dispatch
         loop = self._loop
         assert loop is not None
@@ -280,14 +335,16 @@ class Worker:
         interval = min(cfg.poll_interval, BURST_RECHECK) if cfg.until_empty else cfg.poll_interval
         return interval * random.uniform(1 - cfg.poll_jitter, 1 + cfg.poll_jitter)
 
-    async def _wait_for_slot(self, since: int) -> None:
-        """Sleep until a job finishes (or return at once if one did since ``since``)."""
+    async def _wait_for_slot(self, since: int, wanted: int = 1) -> None:
+        """Sleep until jobs finish (or return at once if one did since ``since``):
+        until ``wanted`` room is free, if the buffer feeds the slots meanwhile."""
         progress = self._progress
         assert progress is not None
         with self.lock:
             if self._finished_gen != since:
                 return
             progress.clear()
+            self._room_wanted = wanted
             self._wake_on_finish = True
         try:
             await progress.wait()
@@ -306,6 +363,7 @@ class Worker:
             with self.lock:
                 if self._finished_gen != since:
                     return
+                self._room_wanted = 1
                 self._wake_on_finish = True
         # The timeout sets the event too (the loop clears it before each claim):
         # awaiting the event directly, not through wait_for's extra task, saves
@@ -329,7 +387,7 @@ class Worker:
 
     async def _drained(self) -> bool:
         """Burst mode: nothing running here, nothing unfinished in our queues."""
-        if self.running:
+        if self.running or self.buffer:
             return False
         while not self.completer.idle():  # our last outcomes must be recorded first
             if self.stopping:
@@ -347,14 +405,24 @@ class Worker:
                 return False
             del self.running[job.id]
             if outcome is not None:
-                self.completer.add(outcome, alone=not self.running)
+                self.completer.add(outcome, alone=not self.running and not self.buffer)
             self.processed += 1
             self._finished_gen += 1
-            wake = self._wake_on_finish
-            self._wake_on_finish = False
+            start = self._take_buffered() if self.buffer and not self.stopping else []
+            wake = self._wake_on_finish and self._has_room()
+            if wake:
+                self._wake_on_finish = False
+        self._start(start)
         if wake:
             self.call(self._on_progress)
         return True
+
+    def _has_room(self) -> bool:
+        """Under ``lock``: the room a loop waiting for a slot wants is free."""
+        if not self.buffer:
+            return True  # a slot is free, or about to be fed by the next claim
+        room = self.config.concurrency - len(self.running) + self.prefetch - len(self.buffer)
+        return room >= self._room_wanted
 
     def take(self, jobs: list[Claimed]) -> list[Claimed]:
         """Take these jobs back from the running set (shutdown); late outcomes are ignored."""
@@ -366,9 +434,21 @@ class Worker:
         return taken
 
     def take_undispatched(self) -> list[Claimed]:
-        """The jobs claimed after a stop request (shutdown releases them unstarted)."""
-        jobs, self._undispatched = self._undispatched, []
+        """The jobs claimed after a stop request, and the buffered ones (shutdown
+        releases them unstarted)."""
+        with self.lock:
+            jobs, self._undispatched = [*self._undispatched, *self.buffer], []
+            self.buffer.clear()
         return jobs
+
+    def take_buffered(self, ids: list[int]) -> list[Claimed]:
+        """Take these jobs out of the buffer (cancelled, or their lease lost)."""
+        wanted = set(ids)
+        with self.lock:
+            taken = [j for j in self.buffer if j.id in wanted]
+            if taken:
+                self.buffer = deque(j for j in self.buffer if j.id not in wanted)
+        return taken
 
     def _retry_due(self, delays: list[float]) -> None:
         # From the completer thread, after retries were recorded: claim again when due.

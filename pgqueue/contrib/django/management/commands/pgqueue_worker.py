@@ -27,6 +27,8 @@ class Command(BaseCommand):  # type: ignore[misc]
                             "default: the backend's QUEUES, equally weighted.")  # fmt: skip
         parser.add_argument("--concurrency", type=int, default=10, help="Slots per process.")
         parser.add_argument("--processes", type=int, default=1, help="Worker processes.")
+        parser.add_argument("--prefetch", type=int, help="Jobs claimed ahead beyond the free "
+                            "slots (0: none; default: the concurrency).")  # fmt: skip
         parser.add_argument("--max-tasks-per-child", type=int, help="Recycle a process after N.")
         parser.add_argument("--burst", action="store_true", help="Exit once the queues are empty.")
         parser.add_argument("--metrics-port", type=int, help="Serve Prometheus metrics here.")
@@ -52,6 +54,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                 queues,
                 concurrency=options["concurrency"],
                 processes=options["processes"],
+                prefetch=options["prefetch"],
                 until_empty=options["burst"],
                 max_tasks_per_child=options["max_tasks_per_child"],
                 metrics_port=options["metrics_port"],
