@@ -1,6 +1,7 @@
 """The insert paths behind ``App``'s enqueue methods (after the middleware).
 
-One job: one short statement (``_client.enqueue_one_*``). A batch: the JSON
+One job: one short statement (``_client.enqueue_one_*``; async on a pooled
+connection, ``_lean`` sends it through libpq directly). A batch: the JSON
 statement or COPY (``_bulk``). A batch with dependencies, or a flow: the
 linked COPY path (``_linked``). Each takes the database port, the registry
 (for ``max_payload``) and the owner the returned ``Job`` values are bound to.
