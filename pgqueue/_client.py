@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 Row = tuple[Any, ...]
 
 
-def _job_row(spec: JobSpec, ins: Row) -> Row:
+def job_row(spec: JobSpec, ins: Row) -> Row:
     """A full job row from a spec and its ``enqueue`` result."""
     job_id, unique_key, status, run_at, created_at = ins[:5]
     return inserted_row(spec, job_id, run_at, created_at, status, unique_key)
@@ -45,7 +45,7 @@ def _assemble(
             pos += 1
             out.append(holders[pos])
         else:
-            out.append(_job_row(spec, ins))
+            out.append(job_row(spec, ins))
     return out
 
 
@@ -91,7 +91,7 @@ def enqueue_one_sync(
         for _ in range(REFUSED_TRIES):
             ins = cur.execute(_statement(spec, limited), params).fetchone()
             if ins is not None:
-                return _job_row(spec, ins)
+                return job_row(spec, ins)
             holder = None
             if spec.unique_key is not None:
                 cur.execute(query("jobs_by_unique_key"), holder_params([spec]))
@@ -109,13 +109,18 @@ async def enqueue_one_async(
     spec: JobSpec,
     params: dict[str, Any],
     limited: set[str],
+    *,
+    refused: bool = False,
 ) -> Row:
+    """``refused``: the caller's own ``enqueue_one`` inserted nothing (``_lean``);
+    start with asking why."""
     async with conn.cursor(row_factory=tuple_row) as cur:
-        for _ in range(REFUSED_TRIES):
-            await cur.execute(_statement(spec, limited), params)
-            ins = await cur.fetchone()
-            if ins is not None:
-                return _job_row(spec, ins)
+        for attempt in range(REFUSED_TRIES):
+            if attempt or not refused:
+                await cur.execute(_statement(spec, limited), params)
+                ins = await cur.fetchone()
+                if ins is not None:
+                    return job_row(spec, ins)
             holder = None
             if spec.unique_key is not None:
                 await cur.execute(query("jobs_by_unique_key"), holder_params([spec]))

@@ -1,6 +1,7 @@
 """The insert paths behind ``App``'s enqueue methods (after the middleware).
 
-One job: one short statement (``_client.enqueue_one_*``). A batch: the JSON
+One job: one short statement (``_client.enqueue_one_*``; async on a pooled
+connection, ``_lean`` sends it through libpq directly). A batch: the JSON
 statement or COPY (``_bulk``). A batch with dependencies, or a flow: the
 linked COPY path (``_linked``). Each takes the database port, the registry
 (for ``max_payload``) and the owner the returned ``Job`` values are bound to.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pgqueue import _bulk, _client, _linked
+from pgqueue import _bulk, _client, _lean, _linked
 from pgqueue._core import JobSpec, enqueue_one_params
 from pgqueue._job import Job
 
@@ -33,8 +34,15 @@ async def insert_one_async(
     database: Database, registry: Registry, owner: JobOwner, spec: JobSpec, connection: Any
 ) -> Job:
     params = enqueue_one_params(spec, registry.max_payload)
+    limited = database.limited_queues
     async with database.connection_async(connection) as conn:
-        row = await _client.enqueue_one_async(conn, spec, params, database.limited_queues)
+        ins: Any = _lean.NOT_TAKEN
+        if connection is None and database.config.prepare and spec.queue not in limited:
+            ins = await _lean.enqueue(conn, params)  # the pool's: libpq directly
+        if ins is None or ins is _lean.NOT_TAKEN:
+            row = await _client.enqueue_one_async(conn, spec, params, limited, refused=ins is None)
+        else:
+            row = _client.job_row(spec, ins)
     return Job.from_row(row, owner)
 
 

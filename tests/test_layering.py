@@ -31,7 +31,8 @@ LAYERS: dict[str, int] = {
     "pgqueue._embedded": 1, "pgqueue._migrate": 1, "pgqueue.migrate": 1,
     "pgqueue._testdb": 1,
     # operations
-    "pgqueue._client": 2, "pgqueue._bulk": 2, "pgqueue._admin": 2, "pgqueue._queues": 2,
+    "pgqueue._client": 2, "pgqueue._lean": 2, "pgqueue._bulk": 2, "pgqueue._admin": 2,
+    "pgqueue._queues": 2,
     "pgqueue._schedules": 2, "pgqueue._inspect": 2, "pgqueue._wait": 2, "pgqueue._context": 2,
     "pgqueue._eager": 2, "pgqueue._linked": 2, "pgqueue._flows": 2,
     "pgqueue._enqueue": 2, "pgqueue._workflows": 2, "pgqueue._replay": 2, "pgqueue._graph": 2,
