@@ -7,20 +7,24 @@ round one connection enqueues 128 jobs, claims them 32 at a time and records
 their outcome with the worker's ``complete``, while another connection pins
 the horizon. Every ``--every`` rounds, ``EXPLAIN (ANALYZE, BUFFERS)`` (rolled
 back) of the statements that join a batch of 32 held jobs: ``complete``,
-``heartbeat`` and ``release``, each as shipped (probing ``pgqueue.jobs`` by
-id) and without its ``j.id = ANY(...)`` probe (how they were: the planner may
-then read all of ``jobs_running_idx``, which holds an entry for every job
-claimed since the pin); ``leases_gone``, which finds its jobs by primary key,
-for comparison.
+``heartbeat`` and ``release``, each as shipped (selecting ``pgqueue.jobs`` by
+``id = ANY(...)``) and as they were at commit ``ee211f9`` (joined through
+``unnest()`` alone: the planner may then read all of ``jobs_running_idx``,
+which holds an entry for every job claimed since the pin; read with ``git
+show``, so from a git checkout only); ``leases_gone``, which finds its jobs by
+primary key, for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,8 +34,21 @@ from benchmarks.horizon_claims import BATCH, CLAIM, ENQUEUE, PAYLOAD, pin
 from benchmarks.horizon_maintenance import explain
 from pgqueue._sql import query
 
-PROBE = "AND j.id = ANY(%(ids)s::bigint[])"
 NAMES = ("complete", "heartbeat", "release", "leases_gone")
+BEFORE = "ee211f9"  # the last commit whose batch statements joined through unnest() alone
+
+
+def before() -> dict[str, str]:
+    """The batch statements as they were at ``BEFORE`` (empty outside a git checkout)."""
+    try:
+        text = subprocess.run(
+            ["git", "show", f"{BEFORE}:pgqueue/sql/worker.sql"], capture_output=True,
+            text=True, check=True, cwd=Path(__file__).resolve().parent,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
+    return {n: b.strip() for n, b in zip(parts[1::2], parts[2::2], strict=True) if n in NAMES}
 
 
 def params(name: str, ids: list[int], token: str) -> dict[str, Any]:
@@ -55,6 +72,7 @@ def claim(conn: psycopg.Connection[Any], limit: int) -> tuple[list[int], str]:
 
 def run(rounds: int, every: int, how: str) -> dict[str, Any]:
     out: dict[str, Any] = {"pin": how, "samples": []}
+    old = before()
     with fresh_database("pgqueue_batches") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         holder = pin(dsn, how)
         try:
@@ -69,9 +87,10 @@ def run(rounds: int, every: int, how: str) -> dict[str, Any]:
                         for name in NAMES:
                             sql = query(name)
                             sample[name] = explain(conn, sql, params(name, ids, token))
-                            sample[f"{name} unprobed"] = explain(
-                                conn, sql.replace(PROBE, ""), params(name, ids, token)
-                            )
+                            if name in old and old[name] != sql:
+                                sample[f"{name} before"] = explain(
+                                    conn, old[name], params(name, ids, token)
+                                )
                         out["samples"].append(sample)
                         print(json.dumps(sample), file=sys.stderr, flush=True)
                     conn.execute(query("complete"), params("complete", ids, token))

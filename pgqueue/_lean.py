@@ -28,6 +28,7 @@ handed out mid-reply.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import re
 import weakref
@@ -44,7 +45,6 @@ from pgqueue._sql import query
 
 Row = tuple[Any, ...]
 NOT_TAKEN: Final = object()  # the usual path runs instead
-_NAME = b"pgqueue_enqueue_one_1"  # bump with the statement's text
 _UNKNOWN_STATEMENT = "26000"  # invalid_sql_statement_name
 _IDLE = pq.TransactionStatus.IDLE
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -64,6 +64,9 @@ def _positional(sql: str) -> tuple[bytes, tuple[str, ...]]:
 
 
 _SQL, _ORDER = _positional(query("enqueue_one"))
+# Named after its text: a new pgqueue with a changed statement never runs the old one
+# on a connection that prepared it (a pool outliving an upgrade in place, say).
+_NAME = b"pgqueue_enqueue_one_" + hashlib.sha1(_SQL).hexdigest()[:12].encode()
 
 # Per connection: its row decoder, present once the statement is prepared there.
 _decoders: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], Decoder] = (

@@ -69,7 +69,7 @@ def test_a_claim_survives_a_server_crash(server: LocalCluster) -> None:
         # The worker that ran them is gone too: once the leases expire the rescuer
         # counts those attempts, and with max_attempts = 1 nothing runs a second time.
         conn.execute("UPDATE pgqueue.jobs SET leased_until = now() - interval '1 second'")
-        conn.execute(query("rescue"), {"limit": 100}).fetchall()
+        conn.execute(query("rescue"), {"limit": 100, "after": None}).fetchall()
         statuses = conn.execute("SELECT DISTINCT status FROM pgqueue.jobs").fetchall()
     assert statuses == [("dead",)]
 

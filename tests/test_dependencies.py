@@ -316,7 +316,7 @@ def test_the_rescuer_sending_a_parent_to_dead_cancels_its_dependents(
     with psycopg.connect(clean_db, autocommit=True) as conn:
         conn.execute("UPDATE pgqueue.jobs SET leased_until = now() - interval '1s'"
                      " WHERE id = %s", (parent.id,))  # fmt: skip
-        conn.execute(query("rescue"), {"limit": 10})
+        conn.execute(query("rescue"), {"limit": 10, "after": None})
     assert status(app, parent) == "dead"
     assert status(app, child) == "cancelled"
 

@@ -20,11 +20,13 @@ def app(clean_db: str) -> Iterator[pgqueue.App]:
         yield app
 
 
-def claim_three(dsn: str) -> tuple[list[int], str]:
+def claim_jobs(dsn: str, count: int) -> tuple[list[int], str]:
+    """Enqueue and claim ``count`` jobs (30 s lease): their ids in order, and the lease token."""
     token = str(uuid.uuid4())
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO pgqueue.jobs (task) SELECT 't' FROM generate_series(1, 3)")
-        params = {"queues": ["default"], "limit": 3, "lease": 30.0, "worker_id": "w",
+        conn.execute("INSERT INTO pgqueue.jobs (task) SELECT 't' FROM generate_series(1, %s)",
+                     (count,))  # fmt: skip
+        params = {"queues": ["default"], "limit": count, "lease": 30.0, "worker_id": "w",
                   "token": token}  # fmt: skip
         ids = sorted(row[0] for row in conn.execute(query("claim"), params).fetchall())
     return ids, token
@@ -33,7 +35,7 @@ def claim_three(dsn: str) -> tuple[list[int], str]:
 def test_lost_leases_are_reported_once_and_recorded_jobs_never(
     app: pgqueue.App, clean_db: str
 ) -> None:
-    (kept, relet, recorded), token = claim_three(clean_db)
+    (kept, relet, recorded), token = claim_jobs(clean_db, 3)
     held: list[list[tuple[int, str, float]]] = []
     lost: list[list[int]] = []
 

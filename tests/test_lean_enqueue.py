@@ -14,8 +14,9 @@ import pytest
 from psycopg.pq import TransactionStatus
 
 import pgqueue
+from pgqueue import _lean
 
-STATEMENT = "pgqueue_enqueue_one_1"
+STATEMENT = _lean._NAME.decode()
 
 
 def one_connection(dsn: str, **kwargs: Any) -> pgqueue.App:

@@ -176,3 +176,20 @@ def test_current_revision_is_none_before_any_migration(fresh_db_dsn: str) -> Non
     assert current_revision(fresh_db_dsn) is None
     migrate_dsn(fresh_db_dsn)
     assert current_revision(fresh_db_dsn) is not None
+
+
+def test_the_lease_index_comes_with_0007_and_goes_with_its_downgrade(fresh_db_dsn: str) -> None:
+    migrate_dsn(fresh_db_dsn)
+    unique, predicate = index(fresh_db_dsn, "jobs_lease_idx")
+    assert not unique
+    assert predicate == "((status = 'running'::text) AND (leased_until IS NOT NULL))"
+    definition = query(fresh_db_dsn, "SELECT pg_get_indexdef('pgqueue.jobs_lease_idx'::regclass)")
+    definition = definition[0][0]
+    assert definition.endswith(f"(leased_until) WHERE {predicate}")
+
+    migrate_dsn(fresh_db_dsn, "0006", down=True)
+    assert relation(fresh_db_dsn, "pgqueue.jobs_lease_idx") is None
+    assert current_revision(fresh_db_dsn) == "0006"
+
+    migrate_dsn(fresh_db_dsn)
+    assert relation(fresh_db_dsn, "pgqueue.jobs_lease_idx") == "i"

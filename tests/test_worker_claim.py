@@ -122,7 +122,7 @@ def test_a_worker_that_lost_its_lease_cannot_finish_the_job(db: psycopg.Connecti
     insert_jobs(db, 1)
     (job_id, *_, zombie_token, _meta) = claim(db, 1, lease=30, worker="zombie")[0]
     db.execute("UPDATE pgqueue.jobs SET leased_until = now() - interval '1s'")
-    rescued = db.execute(query("rescue"), {"limit": 10}).fetchall()
+    rescued = db.execute(query("rescue"), {"limit": 10, "after": None}).fetchall()
     assert [(r[0], r[1]) for r in rescued] == [(job_id, "queued")]
     (_, *_, live_token, _meta) = claim(db, 1, worker="alive")[0]
     assert live_token != zombie_token
@@ -146,7 +146,7 @@ def test_rescue_sends_exhausted_jobs_to_dead(db: psycopg.Connection[Any]) -> Non
     db.execute("INSERT INTO pgqueue.jobs (task, max_attempts) VALUES ('t', 1)")
     claim(db, 1)
     db.execute("UPDATE pgqueue.jobs SET leased_until = now() - interval '1s'")
-    rows = db.execute(query("rescue"), {"limit": 10}).fetchall()
+    rows = db.execute(query("rescue"), {"limit": 10, "after": None}).fetchall()
     assert [r[1] for r in rows] == ["dead"]
     assert db.execute("SELECT finished_at IS NOT NULL FROM pgqueue.jobs").fetchone() == (True,)
 

@@ -49,6 +49,7 @@ SQL_ALLOWED = {
     "last": "cron fires planned from next_run_at and the database's now() (schedules_clock)",
     "next": "the same plan: croniter applied to database times",
     "seg_after": "claim bounds: run_at values this worker read back from claimed rows",
+    "after": "the rescuer's lower bound: the database's now() at its previous pass, read back",
 }
 
 SQL_REQUIRED = {

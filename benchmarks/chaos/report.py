@@ -70,7 +70,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{plan['rescue']} s (recovery bound {c['recovery']['bound_s']} s); PostgreSQL "
         f"{result['server'].get('server_version')} of the harness's own, fsync "
         f"{result['server'].get('fsync')}, synchronous_commit "
-        f"{result['server'].get('synchronous_commit')}. Four `pgqueue scheduler` processes "
+        f"{result['server'].get('synchronous_commit')}; {result['server'].get('deadlocks')} "
+        "deadlocks in the run's database (`pg_stat_database`). Four `pgqueue scheduler` processes "
         f"ran a per-second schedule throughout, one killed every 2-5 s "
         f"({c['cron']['scheduler_kills']} kills). The machine (2 cores) was shared with other "
         "work: recovery times are upper bounds of what an idle machine shows.",

@@ -295,7 +295,12 @@ def _command(args: argparse.Namespace) -> str:
 def _server_info(conn: Any) -> dict[str, Any]:
     rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name IN ('server_version',"
                         " 'fsync', 'synchronous_commit', 'max_connections')").fetchall()
-    return {r[0]: r[1] for r in rows}
+    info = {r[0]: r[1] for r in rows}
+    # Each deadlock costs a deadlock_timeout before the retry (the cluster is new: from 0).
+    row = conn.execute("SELECT deadlocks FROM pg_stat_database"
+                       " WHERE datname = current_database()").fetchone()  # fmt: skip
+    info["deadlocks"] = row[0] if row else None
+    return info
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 -- Probe by id: the statements that join a batch of held running jobs (complete,
--- heartbeat, release) also say `j.id = ANY(%(ids)s)`. Without it the planner may read
--- all of jobs_running_idx into a hash join, since that partial index looks small; while
--- the MVCC horizon is pinned it holds an entry for every job claimed since, and one
--- completion of 32 jobs read 10,757 buffers after 51,200 jobs, 386 with the probe
--- (benchmarks/horizon_batches.py; ANALYSIS.md, "The batch statements under a pin").
+-- heartbeat, release) select their rows by `id = ANY(%(ids)s)`. Joined through unnest()
+-- alone, the planner may read all of jobs_running_idx into a hash join, since that
+-- partial index looks small; while the MVCC horizon is pinned it holds an entry for
+-- every job claimed since, and one completion of 32 jobs read 10,757 buffers after
+-- 51,200 jobs, 386 with the probe (benchmarks/horizon_batches.py; ANALYSIS.md, "The
+-- batch statements under a pin").
 
 -- name: claim
 -- Lease up to %(limit)s ready jobs, queues in the listed order, each queue by priority DESC, run_at, id.
@@ -85,12 +86,22 @@ WITH candidates AS (
 -- name: complete
 -- Record finished attempts in one statement, fenced by status and lease token;
 -- retries wake their queue, finished jobs wake result waiters.
+-- Rows are locked in id order first, as the heartbeat locks them: two statements that
+-- lock the same rows in different orders deadlock (each then waits a deadlock_timeout).
 WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(statuses)s::text[],
                 %(results)s::jsonb[], %(delays)s::float8[], %(errors)s::text[],
                 %(entries)s::jsonb[])
          AS o(id, token, status, result, delay, error, entry)
+), locked AS (
+    -- The ids alone, so that only the primary key serves it: a join, or a status filter,
+    -- may be planned as a scan of every running job (and of their dead entries under a pin).
+    SELECT id
+    FROM pgqueue.jobs
+    WHERE id = ANY(%(ids)s::bigint[])
+    ORDER BY id
+    FOR UPDATE
 ), done AS (
     UPDATE pgqueue.jobs AS j
     SET status = o.status,
@@ -102,8 +113,9 @@ WITH outcome AS (
         errors = CASE WHEN o.entry IS NULL THEN j.errors ELSE j.errors || o.entry END,
         leased_until = NULL
     FROM outcome AS o
-    WHERE j.id = o.id AND j.status = 'running' AND j.lease_token = o.token
-      AND j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
+    WHERE j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
+      AND j.id = ANY(ARRAY(SELECT id FROM locked))
+      AND j.id = o.id AND j.status = 'running' AND j.lease_token = o.token
     RETURNING j.id, j.status, j.queue, j.run_at
 ), wake_done AS (
     SELECT pg_notify('pgqueue_done', string_agg(id::text, ','))
@@ -119,11 +131,21 @@ FROM done
 
 -- name: heartbeat
 -- Extend the leases this worker still holds; returns those it holds (and cancel requests).
+-- Rows are locked in id order first, as `complete` locks them (no deadlock between the two).
+-- (The ids alone, as in `complete`: only the primary key serves the lock.)
+WITH held AS (
+    SELECT id
+    FROM pgqueue.jobs
+    WHERE id = ANY(%(ids)s::bigint[])
+    ORDER BY id
+    FOR UPDATE
+)
 UPDATE pgqueue.jobs AS j
 SET leased_until = now() + make_interval(secs => h.lease)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(leases)s::float8[]) AS h(id, token, lease)
-WHERE j.id = h.id AND j.status = 'running' AND j.lease_token = h.token
-  AND j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
+WHERE j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
+  AND j.id = ANY(ARRAY(SELECT id FROM held))
+  AND j.id = h.id AND j.status = 'running' AND j.lease_token = h.token
 RETURNING j.id, j.cancel_requested
 
 -- name: release
@@ -163,11 +185,17 @@ SELECT id, status, (SELECT count(*) FROM wake) + (SELECT count(*) FROM wake_done
 
 -- name: rescue
 -- Return jobs whose lease expired to the queue (the attempt counts), or to dead when exhausted.
+-- Reads jobs_lease_idx (leased_until) WHERE status = 'running' AND leased_until IS NOT NULL
+-- (implied by the range below) from %(after)s, the cutoff
+-- (now()) of the rescuer's previous pass, NULL for a full pass: while the MVCC horizon is
+-- pinned, the entries of leases that lapsed before it (dead ones included) are not walked again.
 WITH expired AS (
     SELECT id
     FROM pgqueue.jobs
-    WHERE status = 'running' AND leased_until < now()
-    ORDER BY id
+    WHERE status = 'running'
+      AND leased_until >= coalesce(%(after)s::timestamptz, '-infinity')
+      AND leased_until < now()
+    ORDER BY leased_until
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), rescued AS (
@@ -208,8 +236,9 @@ DELETE FROM pgqueue.workers WHERE id = %(id)s
 DELETE FROM pgqueue.workers WHERE heartbeat_at < now() - make_interval(secs => %(seconds)s)
 
 -- name: rescuer_lock
--- Take this rescue pass's turn: one pass at a time across all workers (transaction-scoped).
-SELECT pg_try_advisory_xact_lock(%(key)s)
+-- Take this rescue pass's turn: one pass at a time across all workers (transaction-scoped);
+-- now() is the pass's cutoff, where the next bounded pass starts (rescue's lower bound).
+SELECT pg_try_advisory_xact_lock(%(key)s), now()
 
 -- name: queues_unfinished
 -- Is any job of these (unpaused) queues still unfinished? Burst workers exit when not.
