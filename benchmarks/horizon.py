@@ -120,7 +120,9 @@ class ClaimTally:
 class Producer(threading.Thread):
     """Offers ``rate`` jobs/s in batches; counts what it offered."""
 
-    def __init__(self, dsn: str, rate: float, tally: ClaimTally, topup: int = 0) -> None:
+    def __init__(
+        self, dsn: str, rate: float, tally: ClaimTally | None = None, topup: int = 0
+    ) -> None:
         super().__init__(name="horizon-producer", daemon=True)
         self.app = pgqueue.App(dsn)  # its own: each form has its own database
         self.sink = self.app.task(name="bench.sink", queue=QUEUE)(sink)
@@ -148,6 +150,8 @@ class Producer(threading.Thread):
             self.app.close()
 
     def waiting(self) -> int:
+        """Jobs offered and not claimed yet (needs the worker's claim log: ``tally``)."""
+        assert self.tally is not None
         return self.offered - self.tally.claimed()
 
     def _top_up(self) -> None:
@@ -323,7 +327,7 @@ def run_form(server: str, form: str, settings: Settings) -> dict[str, Any]:
             "queues": [QUEUE], "claim_log": str(claims),
         })  # fmt: skip
         tally = ClaimTally(claims)
-        producer = Producer(dsn, settings.rate, tally, settings.topup)
+        producer = Producer(dsn, settings.rate, tally=tally, topup=settings.topup)
         phases: list[dict[str, Any]] = []
 
         def phase(name: str, seconds: float) -> dict[str, Any]:
