@@ -1,10 +1,10 @@
--- Probe by id: the statements that join a batch of held running jobs (complete,
--- heartbeat, release) select their rows by `id = ANY(%(ids)s)`. Joined through unnest()
--- alone, the planner may read all of jobs_running_idx into a hash join, since that
--- partial index looks small; while the MVCC horizon is pinned it holds an entry for
--- every job claimed since, and one completion of 32 jobs read 10,757 buffers after
--- 51,200 jobs, 386 with the probe (benchmarks/horizon_batches.py; ANALYSIS.md, "The
--- batch statements under a pin").
+-- Probe by id: `release` also selects its rows by `id = ANY(%(ids)s)`. Joined through
+-- unnest() alone, the planner may read all of jobs_running_idx into a hash join, since
+-- that partial index looks small; while the MVCC horizon is pinned it holds an entry
+-- for every job claimed since (benchmarks/horizon_batches.py). `complete` and
+-- `heartbeat` keep the plain join: with the probe their generic plan became a nested
+-- loop that rescans the unnest() per row, quadratic in the batch, and the steady state
+-- ran at less than half the rate (ANALYSIS.md, "The batch statements under a pin").
 
 -- name: claim
 -- Lease up to %(limit)s ready jobs, queues in the listed order, each queue by priority DESC, run_at, id.
@@ -86,22 +86,15 @@ WITH candidates AS (
 -- name: complete
 -- Record finished attempts in one statement, fenced by status and lease token;
 -- retries wake their queue, finished jobs wake result waiters.
--- Rows are locked in id order first, as the heartbeat locks them: two statements that
--- lock the same rows in different orders deadlock (each then waits a deadlock_timeout).
+-- The ids arrive sorted (complete_params), as the heartbeat's do: the rows are then
+-- locked in id order whether the join loops over the ids or scans jobs_running_idx
+-- (id), so the two never deadlock (tests/test_lock_order.py).
 WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(statuses)s::text[],
                 %(results)s::jsonb[], %(delays)s::float8[], %(errors)s::text[],
                 %(entries)s::jsonb[])
          AS o(id, token, status, result, delay, error, entry)
-), locked AS (
-    -- The ids alone, so that only the primary key serves it: a join, or a status filter,
-    -- may be planned as a scan of every running job (and of their dead entries under a pin).
-    SELECT id
-    FROM pgqueue.jobs
-    WHERE id = ANY(%(ids)s::bigint[])
-    ORDER BY id
-    FOR UPDATE
 ), done AS (
     UPDATE pgqueue.jobs AS j
     SET status = o.status,
@@ -113,9 +106,7 @@ WITH outcome AS (
         errors = CASE WHEN o.entry IS NULL THEN j.errors ELSE j.errors || o.entry END,
         leased_until = NULL
     FROM outcome AS o
-    WHERE j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
-      AND j.id = ANY(ARRAY(SELECT id FROM locked))
-      AND j.id = o.id AND j.status = 'running' AND j.lease_token = o.token
+    WHERE j.id = o.id AND j.status = 'running' AND j.lease_token = o.token
     RETURNING j.id, j.status, j.queue, j.run_at
 ), wake_done AS (
     SELECT pg_notify('pgqueue_done', string_agg(id::text, ','))
@@ -131,21 +122,11 @@ FROM done
 
 -- name: heartbeat
 -- Extend the leases this worker still holds; returns those it holds (and cancel requests).
--- Rows are locked in id order first, as `complete` locks them (no deadlock between the two).
--- (The ids alone, as in `complete`: only the primary key serves the lock.)
-WITH held AS (
-    SELECT id
-    FROM pgqueue.jobs
-    WHERE id = ANY(%(ids)s::bigint[])
-    ORDER BY id
-    FOR UPDATE
-)
+-- The ids arrive sorted, as `complete`'s do (one lock order).
 UPDATE pgqueue.jobs AS j
 SET leased_until = now() + make_interval(secs => h.lease)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(leases)s::float8[]) AS h(id, token, lease)
-WHERE j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
-  AND j.id = ANY(ARRAY(SELECT id FROM held))
-  AND j.id = h.id AND j.status = 'running' AND j.lease_token = h.token
+WHERE j.id = h.id AND j.status = 'running' AND j.lease_token = h.token
 RETURNING j.id, j.cancel_requested
 
 -- name: release

@@ -82,15 +82,17 @@ class Heartbeat(Service):
     def _beat(self, conn: psycopg.Connection[Any]) -> None:
         # Register on the first beat, and again if the row is gone (a rescuer pruned
         # it after a long outage): operators must keep seeing a live worker.
-        if not self._registered or not conn.execute(
-            query("worker_heartbeat"), {"id": self.worker_id}
-        ).rowcount:
+        if (
+            not self._registered
+            or not conn.execute(query("worker_heartbeat"), {"id": self.worker_id}).rowcount
+        ):
             conn.execute(query("worker_register"), self._registration)
             self._registered = True
         held = self._held()
         if not held:
             return
-        ids, tokens, leases = (list(col) for col in zip(*held, strict=True))
+        # Sorted by id, as the completer's batches are: one lock order, no deadlock.
+        ids, tokens, leases = (list(col) for col in zip(*sorted(held), strict=True))
         rows = conn.execute(
             query("heartbeat"),
             {"ids": ids, "tokens": tokens, "leases": leases},
