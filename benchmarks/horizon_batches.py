@@ -7,12 +7,13 @@ round one connection enqueues 128 jobs, claims them 32 at a time and records
 their outcome with the worker's ``complete``, while another connection pins
 the horizon. Every ``--every`` rounds, ``EXPLAIN (ANALYZE, BUFFERS)`` (rolled
 back) of the statements that join a batch of 32 held jobs: ``complete``,
-``heartbeat`` and ``release``, each as shipped (selecting ``pgqueue.jobs`` by
-``id = ANY(...)``) and as they were at commit ``ee211f9`` (joined through
-``unnest()`` alone: the planner may then read all of ``jobs_running_idx``,
-which holds an entry for every job claimed since the pin; read with ``git
-show``, so from a git checkout only); ``leases_gone``, which finds its jobs by
-primary key, for comparison.
+``heartbeat`` and ``release``, each as shipped and, where it differs, as it was
+at commit ``ee211f9`` (read with ``git show``, so from a git checkout only).
+``release`` selects ``pgqueue.jobs`` by ``id = ANY(...)`` now; joined through
+``unnest()`` alone, as ``complete`` and ``heartbeat`` still are, the planner may
+read all of ``jobs_running_idx``, which holds an entry for every job claimed
+since the pin. ``leases_gone``, which finds its jobs by primary key, for
+comparison.
 """
 
 from __future__ import annotations
