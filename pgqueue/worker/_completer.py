@@ -46,7 +46,7 @@ def complete_params(batch: Sequence[Outcome]) -> dict[str, str]:
     """
     # Sorted by id: the heartbeat locks its rows in the same order (no deadlock).
     ids, tokens, statuses, results, delays, errors, entries = zip(
-        *sorted(batch, key=lambda o: o.id), strict=True
+        *sorted(batch, key=lambda o: o[0]), strict=True
     )
     return {
         "ids": "{" + ",".join(map(str, ids)) + "}",
