@@ -8,6 +8,7 @@ import secrets
 import statistics
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -16,6 +17,22 @@ from psycopg import sql
 from pgqueue._migrate import migrate_dsn
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def explain(
+    conn: psycopg.Connection[Any], statement: str, params: dict[str, Any],
+    options: str = "ANALYZE, BUFFERS, FORMAT JSON", setup: Sequence[str] = (),
+) -> list[Any]:
+    """The first column of ``EXPLAIN (options) statement``'s rows, run (with the
+    ``setup`` statements before it) in a transaction that is rolled back."""
+    conn.execute("BEGIN")
+    try:
+        for step in setup:
+            conn.execute(step)
+        rows = conn.execute(f"EXPLAIN ({options}) " + statement, params).fetchall()
+    finally:
+        conn.execute("ROLLBACK")
+    return [r[0] for r in rows]
 
 
 def server_dsn() -> str:

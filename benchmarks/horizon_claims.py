@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks._db import fresh_database
+from benchmarks._db import explain, fresh_database
 from pgqueue._sql import query
 from pgqueue.worker._bounds import SLACK, ClaimBounds
 
@@ -185,13 +185,7 @@ def explain_buffers(
     """Shared buffers (hit + read) one claim touches, in all and in its candidate
     scan (the ``candidates`` CTE, when the plan has one), and the jobs it claimed;
     the claim is rolled back."""
-    conn.execute("BEGIN")
-    try:
-        row = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params).fetchone()
-    finally:
-        conn.execute("ROLLBACK")
-    assert row is not None
-    top = row[0][0]["Plan"]
+    top = explain(conn, sql, params)[0][0]["Plan"]
     scan = _find(top, "CTE candidates")
     return {
         "buffers": _buffers(top),
@@ -202,12 +196,7 @@ def explain_buffers(
 
 def explain_text(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> str:
     """The text plan of one claim (EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)), rolled back."""
-    conn.execute("BEGIN")
-    try:
-        rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params).fetchall()
-    finally:
-        conn.execute("ROLLBACK")
-    return "\n".join(r[0] for r in rows)
+    return "\n".join(explain(conn, sql, params, "ANALYZE, BUFFERS, COSTS OFF"))
 
 
 def run(name: str, rounds: int, how: str, every: int, plan: bool = False) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from benchmarks._db import explain as explain_rolled_back
 from benchmarks._db import fresh_database
 from benchmarks.horizon_claims import BATCH, CLAIM, ENQUEUE, PAYLOAD, claim_params, pin
 from pgqueue._sql import query
@@ -52,25 +53,14 @@ COMPLETE = ("UPDATE pgqueue.jobs SET status = 'succeeded', finished_at = now(),"
 
 
 def explain(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    conn.execute("BEGIN")
-    try:
-        row = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params).fetchone()
-    finally:
-        conn.execute("ROLLBACK")
-    assert row is not None
-    plan = row[0][0]
+    plan = explain_rolled_back(conn, sql, params)[0][0]
     top = plan["Plan"]
     return {"buffers": int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"]),
             "ms": round(float(plan["Execution Time"]), 2)}  # fmt: skip
 
 
 def text_plan(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> str:
-    conn.execute("BEGIN")
-    try:
-        rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params).fetchall()
-    finally:
-        conn.execute("ROLLBACK")
-    return "\n".join(r[0] for r in rows)
+    return "\n".join(explain_rolled_back(conn, sql, params, "ANALYZE, BUFFERS, COSTS OFF"))
 
 
 def run(rounds: int, every: int, how: str, plans: bool, lease: float = 30.0) -> dict[str, Any]:

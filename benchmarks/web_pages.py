@@ -91,7 +91,8 @@ WITH ids AS (
     FROM numbered AS n, header AS h
 ), ins AS (
     INSERT INTO pgqueue.jobs (id, queue, task, status, flow_id, parent_ids, pending_parents,
-                              has_dependents, pass_result, attempts, started_at, finished_at)
+                              has_dependents, pass_result, attempts, started_at, finished_at,
+                              leased_until)
     OVERRIDING SYSTEM VALUE
     SELECT r.id, 'flows', %(task)s || CASE WHEN r.k = %(n)s THEN '_last' ELSE '' END,
            CASE WHEN r.k <= %(done)s THEN 'succeeded' WHEN r.k = %(done)s + 1 THEN 'running'
@@ -101,7 +102,8 @@ WITH ids AS (
                 WHEN %(chain)s THEN 1 ELSE %(n)s - 1 - %(done)s END,
            %(chain)s OR r.k < %(n)s, CASE WHEN r.parents IS NOT NULL THEN 'previous' END,
            CASE WHEN r.k <= %(done)s + 1 THEN 1 ELSE 0 END,
-           CASE WHEN r.k <= %(done)s + 1 THEN now() END, CASE WHEN r.k <= %(done)s THEN now() END
+           CASE WHEN r.k <= %(done)s + 1 THEN now() END, CASE WHEN r.k <= %(done)s THEN now() END,
+           CASE WHEN r.k = %(done)s + 1 THEN now() + interval '1 hour' END
     FROM rows AS r
     RETURNING id, parent_ids
 )

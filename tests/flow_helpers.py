@@ -41,12 +41,13 @@ def sql_flow(dsn: str, steps: Sequence[Step]) -> list[int]:
             conn.execute(
                 "INSERT INTO pgqueue.jobs (id, queue, task, status, flow_id, parent_ids,"
                 " pending_parents, pass_result, on_parent_failure, finished_at, started_at,"
-                " attempts)"
+                " attempts, leased_until)"
                 f" OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                f" {finished}, {finished}, %s)",
+                f" {finished}, {finished}, %s, CASE WHEN %s THEN now() + interval '1 hour' END)",
                 (ids[i], step.queue, step.task, step.status, flow, parents or None, pending,
                  "none" if parents else None, step.on_parent_failure,
-                 0 if step.status in ("queued", "blocked") else 1),
+                 0 if step.status in ("queued", "blocked") else 1,
+                 step.status == "running"),  # a running job holds a lease
             )  # fmt: skip
             if parents:
                 conn.execute("UPDATE pgqueue.jobs SET has_dependents = true WHERE id = ANY(%s)",

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import psycopg
+import pytest
 from sqlalchemy import create_engine, pool
 
 from pgqueue._migrate import VERSION_TABLE, current_revision, migrate_dsn, upgrade
@@ -193,3 +194,23 @@ def test_the_lease_index_comes_with_0007_and_goes_with_its_downgrade(fresh_db_ds
 
     migrate_dsn(fresh_db_dsn)
     assert relation(fresh_db_dsn, "pgqueue.jobs_lease_idx") == "i"
+
+
+def test_0008_trades_the_running_index_for_a_lease_rule(fresh_db_dsn: str) -> None:
+    migrate_dsn(fresh_db_dsn)
+    assert relation(fresh_db_dsn, "pgqueue.jobs_running_idx") is None
+    with psycopg.connect(fresh_db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgqueue.jobs (queue, task) VALUES ('q', 't')")
+        with pytest.raises(psycopg.errors.CheckViolation, match="jobs_running_holds_lease"):
+            conn.execute("UPDATE pgqueue.jobs SET status = 'running'")
+        conn.execute("UPDATE pgqueue.jobs SET status = 'running', leased_until = now()")
+
+    migrate_dsn(fresh_db_dsn, "0007", down=True)
+    assert relation(fresh_db_dsn, "pgqueue.jobs_running_idx") == "i"
+    with psycopg.connect(fresh_db_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE pgqueue.jobs SET leased_until = NULL")  # allowed again
+
+    migrate_dsn(fresh_db_dsn)  # the running job without a lease gets a lapsed one
+    assert relation(fresh_db_dsn, "pgqueue.jobs_running_idx") is None
+    lapsed = query(fresh_db_dsn, "SELECT leased_until <= now() FROM pgqueue.jobs")
+    assert lapsed == [(True,)]

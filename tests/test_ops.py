@@ -166,7 +166,8 @@ def test_purge(app: pgqueue.App, clean_db: str) -> None:
     other = t.options(queue="other").enqueue().id
     set_finished(clean_db, "dead", ids[:2], timedelta(0))
     with psycopg.connect(clean_db) as conn:
-        conn.execute("UPDATE pgqueue.jobs SET status = 'running' WHERE id = %s", (ids[2],))
+        conn.execute("UPDATE pgqueue.jobs SET status = 'running',"
+                     " leased_until = now() + interval '1 minute' WHERE id = %s", (ids[2],))
     with pytest.raises(ValueError, match="at least one filter"):
         app.purge()
     with pytest.raises(ValueError, match="running"):

@@ -58,10 +58,10 @@ def jobs(dsn: str) -> list[tuple[int, str, int]]:
         return [(r[0], r[1], r[2]) for r in rows]
 
 
-def test_negative_prefetch_is_refused_and_the_default_is_one_per_slot() -> None:
+def test_negative_prefetch_is_refused_and_the_default_is_two_per_slot() -> None:
     with pytest.raises(ConfigurationError):
         WorkerConfig(prefetch=-1)
-    assert WorkerConfig(concurrency=16).prefetch_jobs == 16
+    assert WorkerConfig(concurrency=16).prefetch_jobs == 32
     assert WorkerConfig(concurrency=16, prefetch=0).prefetch_jobs == 0
 
 

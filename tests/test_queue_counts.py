@@ -14,7 +14,8 @@ UPDATE pgqueue.jobs SET
     status = s.status,
     run_at = now() + s.run_in,
     finished_at = CASE WHEN s.status IN ('succeeded', 'dead', 'cancelled')
-                       THEN now() - s.finished_ago END
+                       THEN now() - s.finished_ago END,
+    leased_until = CASE WHEN s.status = 'running' THEN now() + interval '1 minute' END
 FROM (VALUES
     (1, 'queued', interval '-1 minute', NULL::interval),   -- ready
     (2, 'queued', interval '1 hour', NULL),                -- scheduled

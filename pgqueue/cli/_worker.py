@@ -58,7 +58,7 @@ def worker(
         int | None,
         typer.Option(
             help="Jobs claimed ahead beyond the free slots, started as slots free up "
-            "(0: none). Default: one per slot (the concurrency)."
+            "(0: none). Default: two per slot (twice the concurrency)."
         ),
     ] = None,
     max_tasks_per_child: Annotated[

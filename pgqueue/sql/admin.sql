@@ -104,7 +104,7 @@ FROM picked AS c
 
 -- name: queue_stats
 -- Per queue: counts by state and the age of the oldest ready job.
--- One arm per partial index (jobs_claim_idx, jobs_blocked_idx, jobs_running_idx,
+-- One arm per partial index (jobs_claim_idx, jobs_blocked_idx, jobs_lease_idx,
 -- jobs_dead_queue_idx, jobs_finished_idx for the last minute): finished jobs the
 -- retention keeps are not read.
 SELECT queue,
@@ -124,7 +124,8 @@ FROM (
     UNION ALL
     SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'blocked'
     UNION ALL
-    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'running'
+    SELECT queue, status, run_at FROM pgqueue.jobs
+    WHERE status = 'running' AND leased_until IS NOT NULL  -- jobs_lease_idx (every running job holds a lease)
     UNION ALL
     SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'dead'
     UNION ALL

@@ -25,7 +25,8 @@ WITH allowance AS (
                CASE WHEN q.max_running IS NULL THEN %(limit)s::int
                     ELSE greatest(0, q.max_running - (
                         SELECT count(*) FROM pgqueue.jobs AS r
-                        WHERE r.status = 'running' AND r.queue = q.name))::int
+                        WHERE r.status = 'running' AND r.leased_until IS NOT NULL  -- jobs_lease_idx
+                          AND r.queue = q.name))::int
                END,
                CASE WHEN q.rate_limit IS NULL THEN %(limit)s::int
                     WHEN q.rate_window_start IS NULL

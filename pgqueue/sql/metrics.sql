@@ -1,6 +1,6 @@
 -- name: metrics_queues
 -- Per queue: waiting jobs (ready), scheduled, running, retrying, dead, oldest ready age.
--- One arm per partial index (jobs_claim_idx, jobs_running_idx, jobs_dead_queue_idx):
+-- One arm per partial index (jobs_claim_idx, jobs_lease_idx, jobs_dead_queue_idx):
 -- a single `status IN (...)` matches none of their predicates, and the scrape became
 -- a sequential scan of every finished job the retention keeps.
 SELECT queue,
@@ -15,7 +15,8 @@ SELECT queue,
 FROM (
     SELECT queue, status, run_at FROM pgqueue.jobs WHERE status IN ('queued', 'failed')
     UNION ALL
-    SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'running'
+    SELECT queue, status, run_at FROM pgqueue.jobs
+    WHERE status = 'running' AND leased_until IS NOT NULL  -- jobs_lease_idx (every running job holds a lease)
     UNION ALL
     SELECT queue, status, run_at FROM pgqueue.jobs WHERE status = 'dead'
 ) AS j

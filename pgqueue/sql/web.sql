@@ -1,6 +1,7 @@
 -- name: web_queue_names
 -- Queue names without reading jobs one by one: controls rows, a loose index scan
--- of the claim index (one probe per waiting queue), running jobs, and the
+-- of the claim index (one probe per waiting queue), running jobs (jobs_lease_idx:
+-- every running job holds a lease, here as in every count of them), and the
 -- queues of the latest dead jobs.
 WITH RECURSIVE waiting AS (
     (SELECT queue FROM pgqueue.jobs
@@ -13,7 +14,7 @@ WITH RECURSIVE waiting AS (
 )
 SELECT queue AS name FROM waiting WHERE queue IS NOT NULL
 UNION SELECT name FROM pgqueue.queues
-UNION SELECT queue FROM pgqueue.jobs WHERE status = 'running'
+UNION SELECT queue FROM pgqueue.jobs WHERE status = 'running' AND leased_until IS NOT NULL
 UNION SELECT queue FROM (SELECT queue FROM pgqueue.jobs WHERE status = 'dead'
                          ORDER BY finished_at DESC LIMIT 1000) AS d
 ORDER BY 1
@@ -48,7 +49,8 @@ WITH names AS (
 )
 SELECT n.name AS queue, n.ready, n.scheduled,
        (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS j
-            WHERE j.status = 'running' AND j.queue = n.name LIMIT %(cap)s) AS r) AS running,
+            WHERE j.status = 'running' AND j.leased_until IS NOT NULL AND j.queue = n.name
+            LIMIT %(cap)s) AS r) AS running,
        -- In claim-index order, so that it reads only this queue's (few) waiting jobs.
        CASE WHEN n.ready + n.scheduled < %(cap)s THEN
            (SELECT count(*) FILTER (WHERE w.status = 'failed') FROM (
@@ -124,10 +126,12 @@ ORDER BY 1
 SELECT w.id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at,
        extract(epoch FROM now() - w.heartbeat_at) AS heartbeat_age,
        (SELECT count(*) FROM pgqueue.jobs AS j
-        WHERE j.status = 'running' AND j.worker_id = w.id) AS running_jobs,
+        WHERE j.status = 'running' AND j.leased_until IS NOT NULL AND j.worker_id = w.id)
+           AS running_jobs,
        (SELECT array_agg(j.id ORDER BY j.id) FROM (
             SELECT id FROM pgqueue.jobs AS j
-            WHERE j.status = 'running' AND j.worker_id = w.id ORDER BY id LIMIT 20) AS j)
+            WHERE j.status = 'running' AND j.leased_until IS NOT NULL AND j.worker_id = w.id
+            ORDER BY id LIMIT 20) AS j)
            AS running_ids
 FROM pgqueue.workers AS w
 WHERE w.heartbeat_at > now() - interval '1 minute'
@@ -194,7 +198,7 @@ SELECT j.id, j.queue, j.task, j.args, j.kwargs, j.priority, j.status, j.run_at,
        coalesce(q.paused, false) AS queue_paused, q.max_running, q.rate_limit,
        coalesce(q.rate_period, 1) AS rate_period, q.rate_window_start, q.rate_window_count,
        (SELECT count(*) FROM (SELECT 1 FROM pgqueue.jobs AS r
-            WHERE r.status = 'running' AND r.queue = j.queue
+            WHERE r.status = 'running' AND r.leased_until IS NOT NULL AND r.queue = j.queue
             LIMIT coalesce(q.max_running, 0)) AS c) AS queue_running,
        (SELECT count(*) FROM pgqueue.workers AS w
         WHERE w.heartbeat_at > now() - interval '1 minute' AND j.queue = ANY(w.queues))

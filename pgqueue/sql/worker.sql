@@ -1,10 +1,11 @@
--- Probe by id: `release` also selects its rows by `id = ANY(%(ids)s)`. Joined through
--- unnest() alone, the planner may read all of jobs_running_idx into a hash join, since
--- that partial index looks small; while the MVCC horizon is pinned it holds an entry
--- for every job claimed since (benchmarks/horizon_batches.py). `complete` and
--- `heartbeat` keep the plain join: with the probe their generic plan became a nested
--- loop that rescans the unnest() per row, quadratic in the batch, and the steady state
--- ran at less than half the rate (ANALYSIS.md, "The batch statements under a pin").
+-- The batch statements (`complete`, `heartbeat`, `release`) join their batch through
+-- unnest() on the primary key, and no partial index matches `status = 'running'`
+-- alone (migration 0008): a full scan of such an index looks nearly free to the
+-- planner, since the statistics show a handful of running jobs, while under a
+-- pinned MVCC horizon it holds an entry for every job claimed since. The only plan
+-- left probes the primary key once per job (benchmarks/horizon_batches.py;
+-- ANALYSIS.md, "Running jobs by lease"). Statements that count running jobs add
+-- `leased_until IS NOT NULL` (jobs_lease_idx; every running job holds a lease).
 
 -- name: claim
 -- Lease up to %(limit)s ready jobs, queues in the listed order, each queue by priority DESC, run_at, id.
@@ -86,9 +87,9 @@ WITH candidates AS (
 -- name: complete
 -- Record finished attempts in one statement, fenced by status and lease token;
 -- retries wake their queue, finished jobs wake result waiters.
--- The ids arrive sorted (complete_params), as the heartbeat's do: the rows are then
--- locked in id order whether the join loops over the ids or scans jobs_running_idx
--- (id), so the two never deadlock (tests/test_lock_order.py).
+-- The ids arrive sorted (complete_params), as the heartbeat's do: the join loops over
+-- them in that order, so both lock rows in id order and never deadlock
+-- (tests/test_lock_order.py).
 WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(statuses)s::text[],
@@ -153,7 +154,6 @@ WITH released AS (
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(started)s::bool[])
          AS r(id, token, started)
     WHERE j.id = r.id AND j.status = 'running' AND j.lease_token = r.token
-      AND j.id = ANY(%(ids)s::bigint[])  -- probe by id (see the top of the file)
     RETURNING j.id, j.queue, j.status
 ), wake AS (
     SELECT pg_notify('pgqueue_jobs', q.queue)

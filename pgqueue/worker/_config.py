@@ -23,8 +23,9 @@ COMPLETER_BATCH = 1000  # outcomes per `complete` statement, at most
 COMPLETER_LINGER = 0.002  # seconds the completer waits to gather a batch
 FETCH_COOLDOWN = 0.0005  # seconds a busy worker lets more slots free up before claiming
 # Claim-ahead: jobs a worker may hold claimed but unstarted beyond its free slots,
-# per slot, when ``prefetch`` is not given (benchmarks/results/ANALYSIS.md).
-PREFETCH_PER_SLOT = 1.0
+# per slot, when ``prefetch`` is not given: two, as at one per slot the claim
+# batches were small enough to bound 16 slots (benchmarks/results/ANALYSIS.md).
+PREFETCH_PER_SLOT = 2.0
 HEARTBEAT_MAX = 10.0  # seconds between heartbeats, at most
 DEFAULT_METRICS_HOST = "127.0.0.1"  # metrics are not for the world: opt in to more
 
@@ -50,7 +51,7 @@ class WorkerConfig:
     task thread, async tasks run on the event loop.
 
     ``prefetch``: jobs claimed ahead beyond the free slots, held leased and
-    unstarted until a slot frees up (``None``: one per slot; 0: none). See the
+    unstarted until a slot frees up (``None``: two per slot; 0: none). See the
     README, "Workers".
     """
 
@@ -76,7 +77,7 @@ class WorkerConfig:
     completer_batch: int = COMPLETER_BATCH
     completer_linger: float = COMPLETER_LINGER
     fetch_cooldown: float = FETCH_COOLDOWN
-    # Claimed-but-unstarted jobs held beyond the free slots (0: none); None: one per slot.
+    # Claimed-but-unstarted jobs held beyond the free slots (0: none); None: two per slot.
     prefetch: int | None = None
     worker_id: str | None = None  # None: host:pid:random
     # SIGTERM/SIGINT (main thread only). None: only on an event loop of the worker's
