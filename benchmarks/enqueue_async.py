@@ -216,11 +216,15 @@ def markdown(r: dict[str, Any]) -> str:
     for t in r["targets"]:
         lines.append(f"| {t['target']} | {cell(t['value'])} | {verdict(t['met'])} |")
     if r.get("floor"):
-        lines += ["", "The drivers alone (client CPU ms per statement, one connection):", "",
-                  "| statement | psycopg async | asyncpg |", "|---|---|---|"]
+        lines += ["", "The drivers alone (one connection, awaited one at a time): client CPU"
+                  " ms per statement, and statements per second (an autocommit INSERT waits"
+                  " for its commit's WAL flush, as every enqueue does):", "",
+                  "| statement | psycopg async CPU | asyncpg CPU | psycopg async /s |"
+                  " asyncpg /s |", "|---|---|---|---|---|"]
         for label, v in r["floor"].items():
-            lines.append(f"| {label} | {v['psycopg']['cpu_ms_per_job']}"
-                         f" | {v['asyncpg']['cpu_ms_per_job']} |")  # fmt: skip
+            p, a = v["psycopg"], v["asyncpg"]
+            lines.append(f"| {label} | {p['cpu_ms_per_job']} | {a['cpu_ms_per_job']}"
+                         f" | {p['rate']:,.0f} | {a['rate']:,.0f} |")  # fmt: skip
     prof = r["results"]["pgqueue"].get("profile")
     if prof:
         lines += ["", f"Profile of pgqueue's loop (pyinstrument): `{prof}`."]

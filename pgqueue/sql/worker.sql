@@ -1,10 +1,13 @@
 -- The batch statements (`complete`, `heartbeat`, `release`) join their batch through
--- unnest() on the primary key, and no partial index matches `status = 'running'`
--- alone (migration 0008): a full scan of such an index looks nearly free to the
--- planner, since the statistics show a handful of running jobs, while under a
--- pinned MVCC horizon it holds an entry for every job claimed since. The only plan
--- left probes the primary key once per job (benchmarks/horizon_batches.py;
--- ANALYSIS.md, "Running jobs by lease"). Statements that count running jobs add
+-- unnest() and must find its jobs by primary key. The statistics show a handful of
+-- running jobs, so `status = 'running'` as a constant made the planner read every
+-- job it matched as the join's outer side, with the batch rescanned per row: all of
+-- jobs_running_idx (until migration 0008 dropped it), whose entries under a pinned
+-- MVCC horizon include every job claimed since, or without it the whole table. The
+-- fence compares with `(SELECT 'running')` instead: a parameter, estimated as one
+-- status of several, so the batch drives the join, one primary-key probe per job,
+-- or a hash join over a small table (benchmarks/horizon_batches.py; ANALYSIS.md,
+-- "Running jobs by lease"). Statements that count running jobs add
 -- `leased_until IS NOT NULL` (jobs_lease_idx; every running job holds a lease).
 
 -- name: claim
@@ -107,7 +110,7 @@ WITH outcome AS (
         errors = CASE WHEN o.entry IS NULL THEN j.errors ELSE j.errors || o.entry END,
         leased_until = NULL
     FROM outcome AS o
-    WHERE j.id = o.id AND j.status = 'running' AND j.lease_token = o.token
+    WHERE j.id = o.id AND j.status = (SELECT 'running') AND j.lease_token = o.token
     RETURNING j.id, j.status, j.queue, j.run_at
 ), wake_done AS (
     SELECT pg_notify('pgqueue_done', string_agg(id::text, ','))
@@ -127,7 +130,7 @@ FROM done
 UPDATE pgqueue.jobs AS j
 SET leased_until = now() + make_interval(secs => h.lease)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(leases)s::float8[]) AS h(id, token, lease)
-WHERE j.id = h.id AND j.status = 'running' AND j.lease_token = h.token
+WHERE j.id = h.id AND j.status = (SELECT 'running') AND j.lease_token = h.token
 RETURNING j.id, j.cancel_requested
 
 -- name: release
@@ -153,7 +156,7 @@ WITH released AS (
         started_at = NULL
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(started)s::bool[])
          AS r(id, token, started)
-    WHERE j.id = r.id AND j.status = 'running' AND j.lease_token = r.token
+    WHERE j.id = r.id AND j.status = (SELECT 'running') AND j.lease_token = r.token
     RETURNING j.id, j.queue, j.status
 ), wake AS (
     SELECT pg_notify('pgqueue_jobs', q.queue)
