@@ -2,7 +2,8 @@
 job, even when the statistics show no running job and the MVCC horizon is pinned:
 no partial index matches ``status = 'running'`` alone (migration 0008), and the
 old ``jobs_running_idx``, read whole, held an entry for every job claimed since
-the pin (benchmarks/horizon_batches.py)."""
+the pin (benchmarks/horizon_batches.py). And a batch is read once, however large:
+the fence compares with ``(SELECT 'running')``, a parameter (pgqueue/sql/worker.sql)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,36 @@ def test_batch_statements_probe_the_primary_key_under_a_pin(
                 assert buffers < JOBS // 10, (name, buffers)
                 assert scan["Actual Rows"] * scan["Actual Loops"] == n, name
         pin.rollback()
+
+
+def _function_scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if node["Node Type"] == "Function Scan":
+        yield node
+    for child in node.get("Plans", ()):
+        yield from _function_scans(child)
+
+
+def test_a_large_batch_on_a_small_table_reads_the_batch_once(fresh_db_dsn: str) -> None:
+    # `status = 'running'` as a constant made the planner take the whole table as
+    # the outer side of a nested loop and rescan the batch for every running job.
+    migrate_dsn(fresh_db_dsn)
+    with pgqueue.App(fresh_db_dsn) as app:
+        app.enqueue_many([app.task_ref("t", queue="mail").job(i) for i in range(50_000)])
+    with psycopg.connect(fresh_db_dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE pgqueue.jobs")  # nothing running in the statistics
+        ids, token = _claim(conn, 1000)
+        n = len(ids)
+        assert n == 1000
+        statements = {
+            "complete": {"ids": ids, "tokens": [token] * n, "statuses": ["succeeded"] * n,
+                         "results": [None] * n, "delays": [0.0] * n, "errors": [None] * n,
+                         "entries": [None] * n},
+            "heartbeat": {"ids": ids, "tokens": [token] * n, "leases": [30.0] * n},
+            "release": {"ids": ids, "tokens": [token] * n, "started": [False] * n},
+        }  # fmt: skip
+        for name, params in statements.items():
+            plan = _plan(conn, query(name), params)
+            batches = [s for s in _function_scans(plan) if s["Actual Rows"] == n]
+            assert batches, name
+            assert all(s["Actual Loops"] == 1 for s in batches), (name, batches[0]["Actual Loops"])
+            assert plan["Actual Rows"] == n, name

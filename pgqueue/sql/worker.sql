@@ -90,9 +90,10 @@ WITH candidates AS (
 -- name: complete
 -- Record finished attempts in one statement, fenced by status and lease token;
 -- retries wake their queue, finished jobs wake result waiters.
--- The ids arrive sorted (complete_params), as the heartbeat's do: the join loops over
--- them in that order, so both lock rows in id order and never deadlock
--- (tests/test_lock_order.py).
+-- The ids arrive sorted (complete_params), as the heartbeat's do: where the batch
+-- drives the join (one primary-key probe per job) both lock rows in id order and
+-- never deadlock (tests/test_lock_order.py); a hash join over a small table locks
+-- them in the table's order instead.
 WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(statuses)s::text[],
